@@ -1,0 +1,13 @@
+DROP TABLE drive_files;
+DROP TABLE ads;
+DROP TABLE usage_daily;
+DROP TABLE audit_events;
+DROP TABLE access_codes;
+DROP TABLE api_key_policies;
+DROP TABLE api_key_tags;
+DROP TABLE api_keys;
+DROP TABLE policies;
+DROP TABLE sessions;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE accounts;

@@ -1,0 +1,84 @@
+//! The one application error type. Domain code returns it without knowing about HTTP; `web::errors`
+//! turns each kind into a status and a page or JSON body. Database "not found" becomes 404 and an
+//! unreachable database 503 here, in one place (as crates.io does).
+
+use std::fmt;
+
+/// What went wrong, in terms a user can act on — or `Internal`, which they cannot.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The object does not exist, or exists in an account the user may not see (never say which).
+    #[error("not found")]
+    NotFound,
+    /// Not signed in (console) or no credentials (API).
+    #[error("sign-in required")]
+    Unauthenticated,
+    /// Signed in, but this role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request cannot be understood (bad CSRF token, malformed form, wrong content type).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request is valid but the state of things forbids it (delete an enabled code, a third code).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts; retry after the given number of seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    /// The database cannot be reached: fail closed, tell the client to retry.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A bug or an unexpected failure: logged with its cause chain, shown as a plain 500.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Internal(e.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        AppError::Forbidden(message.into())
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        AppError::BadRequest(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::Conflict(message.into())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::Unavailable(e.into()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> Self {
+        AppError::Unavailable(e.into())
+    }
+}
+
+/// Prints an error with every cause behind it, one per line, for the logs.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

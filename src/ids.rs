@@ -1,0 +1,97 @@
+//! Public identifiers (`acc_…`, `usr_…`, `key_…`, `code_…`) and the random base62 text they and the
+//! access-code secrets are made of. Everything random here comes from the operating system's RNG.
+
+/// The 62 characters of base62, in the order the checksum encoding also uses.
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Fills `buf` from the OS RNG. The OS RNG failing is not something the program can recover from.
+pub fn fill_random(buf: &mut [u8]) {
+    #[allow(clippy::expect_used)]
+    getrandom::fill(buf).expect("the operating system's random number generator failed");
+}
+
+/// `len` uniformly random base62 characters. Bytes ≥ 248 are rejected so that `b % 62` has no bias.
+pub fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        fill_random(&mut buf);
+        for &b in &buf {
+            if b < 248 && out.len() < len {
+                out.push(BASE62[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    out
+}
+
+/// 32 random bytes, for session tokens and generated keys.
+pub fn random_bytes_32() -> [u8; 32] {
+    let mut buf = [0u8; 32];
+    fill_random(&mut buf);
+    buf
+}
+
+/// Prefixes of the public ids, one per kind of object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Account,
+    User,
+    ApiKey,
+    AccessCode,
+    Ad,
+    DriveFile,
+}
+
+impl IdKind {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            IdKind::Account => "acc_",
+            IdKind::User => "usr_",
+            IdKind::ApiKey => "key_",
+            IdKind::AccessCode => "code_",
+            IdKind::Ad => "ad_",
+            IdKind::DriveFile => "file_",
+        }
+    }
+}
+
+/// Length of the random part of every id: 16 base62 characters ≈ 95 bits, unguessable.
+const ID_RANDOM_LEN: usize = 16;
+
+/// A new id of the given kind, e.g. `key_3kTq9ZbWm1xYc0Pa`.
+pub fn new_id(kind: IdKind) -> String {
+    format!("{}{}", kind.prefix(), random_base62(ID_RANDOM_LEN))
+}
+
+/// Whether `s` has the shape of an id of `kind` (prefix + 16 base62 characters). Used to refuse
+/// malformed ids with a clear message before any database access.
+pub fn is_well_formed(kind: IdKind, s: &str) -> bool {
+    s.strip_prefix(kind.prefix())
+        .is_some_and(|rest| rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_their_prefix_and_shape() {
+        let id = new_id(IdKind::ApiKey);
+        assert!(id.starts_with("key_"));
+        assert!(is_well_formed(IdKind::ApiKey, &id));
+        assert!(!is_well_formed(IdKind::AccessCode, &id));
+        assert!(!is_well_formed(IdKind::ApiKey, "key_short"));
+        assert!(!is_well_formed(IdKind::ApiKey, "key_!!!!!!!!!!!!!!!!"));
+    }
+
+    #[test]
+    fn random_base62_uses_every_character_and_only_those() {
+        let s = random_base62(20_000);
+        assert_eq!(s.len(), 20_000);
+        for c in BASE62 {
+            assert!(s.as_bytes().contains(c), "missing {}", *c as char);
+        }
+        assert!(s.bytes().all(|b| BASE62.contains(&b)));
+    }
+}

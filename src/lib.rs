@@ -1,0 +1,22 @@
+//! bms-keys: the BMS console's Permissions → API Keys, and the verification path of the BMS APIs.
+//!
+//! Layers, from the URL to the row: `web` (routes and thin handlers) → domain modules (one per concept:
+//! `accounts`, `users`, `sessions`, `access`, `audit`, …) → `db` and `schema`.
+
+pub mod access;
+pub mod accounts;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod ids;
+pub mod onboarding;
+pub mod schema;
+pub mod sessions;
+pub mod startup;
+pub mod telemetry;
+pub mod throttle;
+pub mod users;
+pub mod web;

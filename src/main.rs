@@ -1,0 +1,14 @@
+//! The `bms-keys` binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    bms_keys::telemetry::init();
+    match bms_keys::cli::run(bms_keys::cli::Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", bms_keys::error::ErrorChain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Building the application from settings — the one path used by the binary and by the tests (so the
+//! tests exercise exactly what runs in production).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer};
+
+use crate::config::Settings;
+use crate::db::{self, Pool};
+use crate::error::AppError;
+use crate::sessions::{self, Session};
+use crate::users::User;
+use crate::web::{AppState, middleware};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::SetupError),
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the database: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Opens the database named by the settings (creating the data directory for the default SQLite file)
+/// and brings its schema up to date.
+pub fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
+    if db::Backend::of_url(&settings.database_url) == db::Backend::Sqlite {
+        create_private_dir(&settings.data_dir)?;
+        if let Some(parent) = std::path::Path::new(&settings.database_url).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            create_private_dir(parent)?;
+        }
+    }
+    let pool = db::connect(&settings.database_url)?;
+    let mut conn = pool.get().map_err(db::SetupError::from)?;
+    db::run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Creates a directory readable by its owner only (it holds the database and the key material).
+fn create_private_dir(path: &std::path::Path) -> Result<(), StartupError> {
+    let error = |source| StartupError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Opens the database, binds the listener and builds the server. Binding to port 0 picks a free
+    /// port (the tests do this); `port()` tells which.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool = open_database(&settings)?;
+        let no_users = {
+            let mut conn = pool.get().map_err(db::SetupError::from)?;
+            User::count(&mut conn)? == 0
+        };
+        let setup_token = no_users.then(sessions::new_token);
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            bind: settings.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind {
+            bind: settings.bind.clone(),
+            source,
+        })?.port();
+        let workers = settings.workers;
+        let state = AppState::new(settings, pool, setup_token);
+        let data = crate::web::State::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(actix_web::web::PayloadConfig::new(crate::web::forms::FORM_LIMIT))
+                .app_data(
+                    actix_web::web::JsonConfig::default()
+                        .limit(16 * 1024)
+                        .error_handler(|e, _| AppError::bad_request(format!("Invalid JSON body: {e}")).into()),
+                )
+                .app_data(
+                    actix_web::web::QueryConfig::default()
+                        .error_handler(|_, _| AppError::bad_request("Invalid query string.").into()),
+                )
+                .app_data(actix_web::web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+                .wrap(from_fn(middleware::flash_messages))
+                .wrap(from_fn(middleware::security_headers))
+                .wrap(from_fn(middleware::request_context))
+                .configure(crate::web::routes)
+                .default_service(actix_web::web::to(crate::web::errors::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            bind: format!("port {port}"),
+            source,
+        })?
+        .run();
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The state the server shares; the tests read the setup token and reach the database through it.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the process is told to stop, sweeping expired sessions in the background.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let db = self.state.db.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = actix_web::rt::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                match db.run(|conn| Ok(Session::delete_expired(conn)?)).await {
+                    Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("could not remove expired sessions: {e}"),
+                }
+            }
+        });
+        self.server.await
+    }
+}

@@ -1,0 +1,116 @@
+//! Counting failures per key (an email, a client IP) in a sliding window, to slow down password
+//! guessing. Kept in memory: each instance throttles on its own, which bounds guessing per instance
+//! without a database write per failed attempt.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most keys tracked at once; past this, expired entries are dropped, then the oldest.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Refuses a key after `max_failures` failures within `window`, until the window has passed.
+#[derive(Debug)]
+pub struct FailureThrottle {
+    max_failures: u32,
+    window: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    window_start: Instant,
+}
+
+impl FailureThrottle {
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            max_failures,
+            window,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding this lock leaves only counters behind: keep using them.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Err(wait)` when the key is locked out, with how long until it may try again.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        match self.lock().get(key) {
+            Some(e) if e.failures >= self.max_failures => {
+                let elapsed = now.duration_since(e.window_start);
+                if elapsed < self.window {
+                    Err(self.window - elapsed)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failure for the key.
+    pub fn record_failure(&self, key: &str) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
+            let window = self.window;
+            entries.retain(|_, e| now.duration_since(e.window_start) < window);
+            if entries.len() >= MAX_ENTRIES
+                && let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.window_start)
+                    .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        let entry = entries.entry(key.to_owned()).or_insert(Entry {
+            failures: 0,
+            window_start: now,
+        });
+        if now.duration_since(entry.window_start) >= self.window {
+            *entry = Entry {
+                failures: 0,
+                window_start: now,
+            };
+        }
+        entry.failures = entry.failures.saturating_add(1);
+    }
+
+    /// Forgets the key's failures (after a success).
+    pub fn reset(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_after_the_limit_and_unlocks_after_the_window() {
+        let t = FailureThrottle::new(3, Duration::from_millis(200));
+        for _ in 0..3 {
+            assert!(t.check("a").is_ok());
+            t.record_failure("a");
+        }
+        assert!(t.check("a").is_err());
+        assert!(t.check("b").is_ok(), "other keys are not affected");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(t.check("a").is_ok());
+    }
+
+    #[test]
+    fn reset_forgets_failures() {
+        let t = FailureThrottle::new(1, Duration::from_secs(60));
+        t.record_failure("a");
+        assert!(t.check("a").is_err());
+        t.reset("a");
+        assert!(t.check("a").is_ok());
+    }
+}

@@ -1,0 +1,217 @@
+//! Signing in and out of the console.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::sessions::{self, Session};
+use crate::throttle::FailureThrottle;
+use crate::users;
+use crate::web::forms::HtmlForm;
+use crate::web::layout::Layout;
+use crate::web::session::{
+    self as websession, Flash, LOGIN_CSRF_COOKIE, SignedIn, client_ip, see_other_with_flash,
+};
+use crate::web::{AppState, State, urls};
+
+/// Failed sign-ins allowed in 15 minutes, per email and per client IP.
+pub const FAILURES_PER_EMAIL: u32 = 5;
+pub const FAILURES_PER_IP: u32 = 20;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The two counters that slow down password guessing: against one account, and from one address.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    per_email: FailureThrottle,
+    per_ip: FailureThrottle,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            per_email: FailureThrottle::new(FAILURES_PER_EMAIL, THROTTLE_WINDOW),
+            per_ip: FailureThrottle::new(FAILURES_PER_IP, THROTTLE_WINDOW),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    layout: Layout,
+    email: String,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf_token: String,
+    next: String,
+}
+
+/// The CSRF token of the sign-in form: the browser's pre-session cookie, or a new one.
+fn login_csrf_token(req: &HttpRequest) -> String {
+    req.cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .unwrap_or_else(sessions::new_token)
+}
+
+fn render_login(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    next: &str,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = login_csrf_token(req);
+    let page = LoginPage {
+        layout: Layout::anonymous(state, "Sign in", &token, Flash::take(req)),
+        email: email.to_owned(),
+        next: websession::safe_next(Some(next)),
+        error,
+    };
+    let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .finish();
+    Ok(HttpResponse::build(status)
+        .content_type(header::ContentType::html())
+        .cookie(cookie)
+        .body(page.render().map_err(AppError::internal)?))
+}
+
+/// `GET /login`
+pub async fn show_login(
+    req: HttpRequest,
+    state: State,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = query.next.as_deref().unwrap_or("/");
+    render_login(&req, &state, StatusCode::OK, "", next, None)
+}
+
+/// `POST /login` (`email`, `password`)
+pub async fn log_in(
+    req: HttpRequest,
+    state: State,
+    HtmlForm(form): HtmlForm<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let csrf_ok = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token));
+    let retry = |status, message: &str| {
+        render_login(&req, &state, status, &form.email, &form.next, Some(message.to_owned()))
+    };
+    if !csrf_ok {
+        return retry(
+            StatusCode::FORBIDDEN,
+            "This sign-in form had expired. Please try again.",
+        );
+    }
+    if form.email.trim().is_empty() || form.password.is_empty() {
+        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your email and password.");
+    }
+    let ip = client_ip(&req, &state);
+    let email_key = users::normalize_email(&form.email);
+    let throttle = &state.login_throttle;
+    if let Err(wait) = throttle.per_email.check(&email_key).and(throttle.per_ip.check(&ip)) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut res = retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
+        )?;
+        if let Ok(value) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(res);
+    }
+
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let old_token = req
+        .cookie(websession::session_cookie_name(&state))
+        .map(|c| c.value().to_owned());
+    let (email, password, ip_for_db) = (form.email.clone(), form.password.clone(), ip.clone());
+    let outcome = state
+        .db
+        .run(move |conn| {
+            // A new session id at every sign-in: a token planted before sign-in is worthless after.
+            if let Some(old) = old_token {
+                Session::end(conn, &old)?;
+            }
+            sessions::sign_in(conn, &email, &password, &ip_for_db, &user_agent)
+        })
+        .await?;
+
+    let Some((token, _user)) = outcome else {
+        throttle.per_email.record_failure(&email_key);
+        throttle.per_ip.record_failure(&ip);
+        let db = state.db.clone();
+        let (email, ip) = (email_key, ip);
+        actix_web::rt::spawn(async move {
+            if let Err(e) = db
+                .run(move |conn| Ok(sessions::record_failed_sign_in(conn, &email, &ip)?))
+                .await
+            {
+                tracing::warn!("could not record a failed sign-in: {e}");
+            }
+        });
+        return retry(StatusCode::UNAUTHORIZED, "The email or password is not correct.");
+    };
+    throttle.per_email.reset(&email_key);
+    let mut res = websession::see_other(&websession::safe_next(Some(&form.next)));
+    res.add_cookie(&websession::session_cookie(&state, token))
+        .map_err(AppError::internal)?;
+    res.add_cookie(&websession::removal_cookie(&state, LOGIN_CSRF_COOKIE))
+        .map_err(AppError::internal)?;
+    Ok(res)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CsrfOnly {
+    pub csrf_token: String,
+}
+
+/// `POST /logout`
+pub async fn log_out(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    if let Some(cookie) = req.cookie(websession::session_cookie_name(&state)) {
+        let token = cookie.value().to_owned();
+        state.db.run(move |conn| Ok(Session::end(conn, &token)?)).await?;
+    }
+    let mut res = see_other_with_flash(urls::LOGIN, &Flash::success("You have signed out."));
+    res.add_cookie(&websession::removal_cookie(
+        &state,
+        websession::session_cookie_name(&state),
+    ))
+    .map_err(AppError::internal)?;
+    Ok(res)
+}

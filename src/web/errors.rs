@@ -1,0 +1,129 @@
+//! How an `AppError` is answered: a status, and a JSON body for integrations or a plain page for
+//! browsers. Internal errors are logged with their cause chain and the request id, and shown without
+//! details.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::error::{AppError, ErrorChain};
+use crate::web::middleware::current_request;
+
+/// The plain error page; it needs no session or database, so it renders whatever failed.
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+impl AppError {
+    /// The machine-readable code of JSON error bodies.
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "not_found",
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Conflict(_) => "conflict",
+            AppError::TooManyRequests { .. } => "rate_limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "Page not found",
+            AppError::Unauthenticated => "Sign-in required",
+            AppError::Forbidden(_) => "Not allowed",
+            AppError::BadRequest(_) => "Something is wrong with this request",
+            AppError::Conflict(_) => "This cannot be done right now",
+            AppError::TooManyRequests { .. } => "Too many attempts",
+            AppError::Unavailable(_) => "Temporarily unavailable",
+            AppError::Internal(_) => "Something went wrong",
+        }
+    }
+
+    /// What the user reads. Internal and database details never reach them.
+    fn public_message(&self) -> String {
+        match self {
+            AppError::NotFound => {
+                "There is nothing here, or you do not have access to it. Check the address.".to_owned()
+            }
+            AppError::Unauthenticated => "Sign in to continue.".to_owned(),
+            AppError::Unavailable(_) => {
+                "The service cannot reach its database right now. Try again in a moment.".to_owned()
+            }
+            AppError::Internal(_) => {
+                "An unexpected error happened. It has been logged; try again, and if it persists, \
+                 tell support the reference below."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let context = current_request();
+        let request_id = context.as_ref().map_or("-", |c| c.id.as_str());
+        let wants_json = context.as_ref().is_some_and(|c| c.wants_json);
+        match self {
+            AppError::Internal(e) | AppError::Unavailable(e) => {
+                tracing::error!(request_id, "{}", ErrorChain(self));
+                tracing::debug!(request_id, "cause: {}", ErrorChain(e.as_ref()));
+            }
+            _ => {}
+        }
+        let status = self.status_code();
+        let mut builder = HttpResponse::build(status);
+        if let AppError::TooManyRequests { retry_after_secs, .. } = self {
+            builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if wants_json {
+            return builder.json(serde_json::json!({
+                "error": { "code": self.code(), "message": self.public_message() }
+            }));
+        }
+        if matches!(self, AppError::Unauthenticated) {
+            // Browsers go to the sign-in page and come back afterwards.
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .finish();
+        }
+        let message = self.public_message();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title: self.title(),
+            message: &message,
+            request_id,
+        };
+        match page.render() {
+            Ok(html) => builder.content_type(ContentType::html()).body(html),
+            Err(_) => builder.content_type(ContentType::plaintext()).body(message),
+        }
+    }
+}
+
+/// The answer to any URL not in the route table.
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}

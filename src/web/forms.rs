@@ -1,0 +1,85 @@
+//! Decoding HTML forms (repeated fields such as `policy` included, which `web::Form` cannot do) and
+//! carrying per-field validation messages back to the re-rendered form.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+/// Largest form body accepted: a form here carries at most a few hundred characters of text.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// An `application/x-www-form-urlencoded` body decoded into `T`. Declare the fields of `T` with
+/// `#[serde(default)]` so that a missing field becomes an empty one and gets a message by the field
+/// rather than a generic error.
+pub struct HtmlForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            });
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(AppError::bad_request(
+                    "Send this form as application/x-www-form-urlencoded.",
+                ));
+            }
+            let bytes = body.await.map_err(|_| {
+                AppError::bad_request("The form is too large or could not be read.")
+            })?;
+            if bytes.len() > FORM_LIMIT {
+                return Err(AppError::bad_request("The form is too large."));
+            }
+            serde_html_form::from_bytes(&bytes)
+                .map(HtmlForm)
+                .map_err(|_| AppError::bad_request("The form could not be read. Reload the page and try again."))
+        })
+    }
+}
+
+/// Messages by field name, shown next to each field of a re-rendered form.
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors(BTreeMap<&'static str, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the message for `field` (the first one wins).
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.entry(field).or_insert_with(|| message.into());
+    }
+
+    /// Records `problem` for `field` if there is one.
+    pub fn check(&mut self, field: &'static str, problem: Option<&str>) {
+        if let Some(p) = problem {
+            self.add(field, p);
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP side: the route table, the shared state, and the handlers (one module per resource).
+//! Handlers extract, call the domain, and render or redirect — nothing else.
+
+pub mod assets;
+pub mod auth;
+pub mod console;
+pub mod errors;
+pub mod forms;
+pub mod layout;
+pub mod middleware;
+pub mod ops;
+pub mod session;
+pub mod setup;
+pub mod urls;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::config::Settings;
+use crate::db::{DbConn, Pool};
+use crate::error::AppError;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub db: Db,
+    pub settings: Settings,
+    pub login_throttle: auth::LoginThrottle,
+    pub setup: setup::SetupLink,
+    pub assets: assets::AssetUrls,
+}
+
+/// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: Pool,
+}
+
+impl Db {
+    /// Runs `f` with a pooled connection on actix's blocking threads.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+}
+
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    pub fn new(settings: Settings, pool: Pool, setup_token: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            db: Db { pool },
+            settings,
+            login_throttle: auth::LoginThrottle::default(),
+            setup: setup::SetupLink::new(setup_token),
+            assets: assets::AssetUrls::compute(),
+        })
+    }
+}
+
+/// The route table: every URL the binary answers, in the order of DESIGN.md.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/login").get(auth::show_login).post(auth::log_in))
+        .service(web::resource("/logout").post(auth::log_out))
+        .service(web::resource("/setup").get(setup::show_setup).post(setup::complete_setup))
+        .service(web::resource("/").get(console::home))
+        .service(web::resource("/accounts").get(console::pick_account))
+        .service(
+            web::resource("/accounts/{acc}/permissions/api-keys").get(console::list_api_keys),
+        )
+        .service(web::resource("/healthz").get(ops::healthz))
+        .service(web::resource("/readyz").get(ops::readyz))
+        .service(web::resource("/static/{hash}/{file:.*}").get(assets::serve_asset));
+}

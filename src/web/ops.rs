@@ -1,0 +1,28 @@
+//! Endpoints for operators and load balancers.
+
+use actix_web::HttpResponse;
+use diesel::RunQueryDsl;
+
+use crate::error::AppError;
+use crate::web::State;
+
+/// `GET /healthz` — the process is up and serving.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz` — the database answers; 503 otherwise, so a load balancer stops sending traffic.
+pub async fn readyz(state: State) -> Result<HttpResponse, AppError> {
+    let ready = state
+        .db
+        .run(|conn| {
+            diesel::sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        })
+        .await;
+    Ok(match ready {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "unavailable", "reason": "database unreachable" })),
+    })
+}

@@ -1,0 +1,221 @@
+//! The console's browser session on the HTTP side: the cookies, the `SignedIn` extractor, CSRF checks,
+//! the client's IP, and flash messages.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::AppError;
+use crate::sessions::{self, Session};
+use crate::users::User;
+use crate::web::{AppState, State};
+
+/// The flash message cookie: set on a redirect, shown once by the next page.
+pub const FLASH_COOKIE: &str = "bms_flash";
+/// The pre-session CSRF cookie of the sign-in and setup forms (double-submit: the form carries a copy).
+pub const LOGIN_CSRF_COOKIE: &str = "bms_login_csrf";
+
+/// The session cookie's name: with `__Host-` over HTTPS, which the browser only accepts when `Secure`,
+/// host-only and `Path=/` (RFC 6265bis §4.1.3.2).
+pub fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.settings.secure_cookies() {
+        "__Host-bms_session"
+    } else {
+        "bms_session"
+    }
+}
+
+/// The cookie that carries a new session's token.
+pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    Cookie::build(session_cookie_name(state), token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .finish()
+}
+
+/// A cookie that deletes the named one.
+pub fn removal_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .finish();
+    cookie.make_removal();
+    cookie
+}
+
+/// The client's IP: the TCP peer, or the first `X-Forwarded-For` hop when told we are behind our own
+/// proxy (trusting that header otherwise would let anyone pick the IP the throttle and audit log see).
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> String {
+    let info = req.connection_info();
+    let ip = if state.settings.trust_proxy {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    };
+    let ip = ip.unwrap_or("unknown");
+    // Drop a port: "127.0.0.1:5000" → "127.0.0.1"; "[::1]:5000" → "::1".
+    match ip.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
+/// A signed-in user with a live session: the extractor every console page after sign-in uses.
+/// Without one, the request fails with `Unauthenticated` (a redirect to the sign-in page).
+pub struct SignedIn {
+    pub user: User,
+    pub session: Session,
+    pub client_ip: String,
+}
+
+impl SignedIn {
+    /// Refuses a POST whose `csrf_token` is not this session's (synchronizer token pattern).
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {
+        if sessions::tokens_equal(submitted, &self.session.csrf_token) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            ))
+        }
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<State>().cloned();
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+            let token = req
+                .cookie(session_cookie_name(&state))
+                .map(|c| c.value().to_owned())
+                .filter(|t| !t.is_empty() && t.len() <= 64)
+                .ok_or(AppError::Unauthenticated)?;
+            let (session, user) = state
+                .db
+                .run(move |conn| Ok(Session::find_active(conn, &token)?))
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            Ok(SignedIn {
+                client_ip: client_ip(&req, &state),
+                user,
+                session,
+            })
+        })
+    }
+}
+
+/// A message shown once on the next page: "API key created", "Signed out".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashKind {
+    Success,
+    Error,
+}
+
+impl FlashKind {
+    pub fn css_class(self) -> &'static str {
+        match self {
+            FlashKind::Success => "success",
+            FlashKind::Error => "error",
+        }
+    }
+}
+
+impl Flash {
+    pub fn success(message: impl Into<String>) -> Self {
+        Self {
+            kind: FlashKind::Success,
+            message: message.into(),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            kind: FlashKind::Error,
+            message: message.into(),
+        }
+    }
+
+    fn encode(&self) -> String {
+        let kind = match self.kind {
+            FlashKind::Success => 's',
+            FlashKind::Error => 'e',
+        };
+        URL_SAFE_NO_PAD.encode(format!("{kind}{}", self.message))
+    }
+
+    /// Reads the cookie value; anything malformed is ignored. The text is only ever shown escaped.
+    pub fn decode(value: &str) -> Option<Flash> {
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut chars = text.chars();
+        let kind = match chars.next()? {
+            's' => FlashKind::Success,
+            'e' => FlashKind::Error,
+            _ => return None,
+        };
+        let message: String = chars.take(300).collect();
+        Some(Flash { kind, message })
+    }
+
+    /// The flash set by the previous redirect, if any.
+    pub fn take(req: &HttpRequest) -> Option<Flash> {
+        req.extensions().get::<Flash>().cloned()
+    }
+}
+
+/// A `303 See Other` to `location`, the answer to every successful form POST (post/redirect/get).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}
+
+/// A `303` to `location` that shows `flash` there.
+pub fn see_other_with_flash(location: &str, flash: &Flash) -> HttpResponse {
+    let mut res = see_other(location);
+    let cookie = Cookie::build(FLASH_COOKIE, flash.encode())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish();
+    let _ = res.add_cookie(&cookie);
+    res
+}
+
+/// `next=` targets after sign-in are only local paths, so the sign-in page cannot be used to send
+/// users to another site (open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 1000 => {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// The state from a request, for handlers that take `HttpRequest` only.
+pub fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<State>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("application state missing"))
+}
