@@ -40,7 +40,9 @@ impl Account {
             name: name.trim().to_owned(),
             created_at: db::now(),
         };
-        diesel::insert_into(accounts::table).values(&account).execute(conn)?;
+        diesel::insert_into(accounts::table)
+            .values(&account)
+            .execute(conn)?;
         Ok(account)
     }
 

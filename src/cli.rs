@@ -13,7 +13,11 @@ use crate::startup::{self, Application};
 use crate::users::{Role, User};
 
 #[derive(Debug, Parser)]
-#[command(name = "bms-keys", version, about = "BMS console: Permissions → API Keys")]
+#[command(
+    name = "bms-keys",
+    version,
+    about = "BMS console: Permissions → API Keys"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
@@ -130,7 +134,11 @@ fn describe_database(settings: &Settings) -> String {
         crate::db::Backend::Postgres => {
             let url = &settings.database_url;
             let host = url.rsplit('@').next().unwrap_or(url);
-            format!("PostgreSQL at {}", host.trim_start_matches("postgres://").trim_start_matches("postgresql://"))
+            format!(
+                "PostgreSQL at {}",
+                host.trim_start_matches("postgres://")
+                    .trim_start_matches("postgresql://")
+            )
         }
     }
 }
@@ -145,7 +153,9 @@ fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             // Printed, never logged: the access log redacts `token=` too.
             println!("First run: no user exists yet. Create the first owner and account at:");
             println!("    {public_url}/setup?token={token}");
-            println!("(or run `bms-keys user add --email you@example.com --account \"Your company\"`)");
+            println!(
+                "(or run `bms-keys user add --email you@example.com --account \"Your company\"`)"
+            );
         }
         app.run_until_stopped().await?;
         Ok(())
@@ -167,7 +177,11 @@ fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), Box<dyn std::
     let pool = startup::open_database(settings)?;
     let mut conn = pool.get()?;
     let existing = User::find_by_email(&mut conn, &args.email)?;
-    let password = if existing.is_some() { String::new() } else { read_password()? };
+    let password = if existing.is_some() {
+        String::new()
+    } else {
+        read_password()?
+    };
     let display_name = args
         .name
         .clone()
@@ -194,12 +208,20 @@ fn add_user(settings: &Settings, args: &UserAddArgs) -> Result<(), Box<dyn std::
     })?;
     println!(
         "{} {} as {} of account {} ({}){}",
-        if added.created_user { "Created user" } else { "Added existing user" },
+        if added.created_user {
+            "Created user"
+        } else {
+            "Added existing user"
+        },
         added.user.email,
         args.role,
         added.account.name,
         added.account.id,
-        if added.created_account { ", a new account" } else { "" }
+        if added.created_account {
+            ", a new account"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

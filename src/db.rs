@@ -73,9 +73,10 @@ impl r2d2::ManageConnection for ConnectionManager {
         use diesel::r2d2::Error;
         match self.backend {
             Backend::Sqlite => {
-                let mut conn =
-                    diesel::SqliteConnection::establish(&self.url).map_err(Error::ConnectionError)?;
-                conn.batch_execute(SQLITE_PRAGMAS).map_err(Error::QueryError)?;
+                let mut conn = diesel::SqliteConnection::establish(&self.url)
+                    .map_err(Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => diesel::PgConnection::establish(&self.url)

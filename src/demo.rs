@@ -29,14 +29,20 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
             role: Some(role),
             is_staff,
         };
-        let added = onboarding::add_member(&mut conn, &new, "demo")
-            .map_err(|e| e.to_string())?;
+        let added = onboarding::add_member(&mut conn, &new, "demo").map_err(|e| e.to_string())?;
         if !added.created_user {
             User::set_password(&mut conn, &added.user.id, &password).map_err(|e| e.to_string())?;
         }
-        let what = if is_staff { "support staff" } else { role.as_str() };
+        let what = if is_staff {
+            "support staff"
+        } else {
+            role.as_str()
+        };
         println!("  {email:<24} password {password}   ({what})");
     }
-    println!("Start the server with `bms-keys serve` and sign in at {}/login", settings.public_url);
+    println!(
+        "Start the server with `bms-keys serve` and sign in at {}/login",
+        settings.public_url
+    );
     Ok(())
 }

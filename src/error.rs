@@ -24,7 +24,10 @@ pub enum AppError {
     Conflict(String),
     /// Too many attempts; retry after the given number of seconds.
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The database cannot be reached: fail closed, tell the client to retry.
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -56,7 +59,16 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::Unavailable(e.into()),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                AppError::Unavailable(e.into())
+            }
+            // PostgreSQL refuses NUL characters in text. Input validation refuses them first; this is
+            // the safety net that keeps such input a 400 rather than a 500.
+            Error::DatabaseError(_, ref info)
+                if info.message().contains("invalid byte sequence") =>
+            {
+                AppError::bad_request("Text may not contain NUL characters.")
+            }
             other => AppError::Internal(other.into()),
         }
     }

@@ -67,8 +67,9 @@ pub fn new_id(kind: IdKind) -> String {
 /// Whether `s` has the shape of an id of `kind` (prefix + 16 base62 characters). Used to refuse
 /// malformed ids with a clear message before any database access.
 pub fn is_well_formed(kind: IdKind, s: &str) -> bool {
-    s.strip_prefix(kind.prefix())
-        .is_some_and(|rest| rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    s.strip_prefix(kind.prefix()).is_some_and(|rest| {
+        rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ pub fn problems(new: &NewMember) -> Vec<(&'static str, &'static str)> {
     let mut found = Vec::new();
     let checks = [
         ("account_name", accounts::name_problem(&new.account_name)),
-        ("display_name", users::display_name_problem(&new.display_name)),
+        (
+            "display_name",
+            users::display_name_problem(&new.display_name),
+        ),
         ("email", users::email_problem(&new.email)),
         ("password", users::password_problem(&new.password)),
     ];
@@ -75,7 +78,14 @@ pub fn add_member(conn: &mut DbConn, new: &NewMember, actor_ip: &str) -> Result<
             client_ip: actor_ip.to_owned(),
         };
         if created_account {
-            AuditEvent::record(conn, &actor, Some(&account.id), "account.created", &account.id, &account.name)?;
+            AuditEvent::record(
+                conn,
+                &actor,
+                Some(&account.id),
+                "account.created",
+                &account.id,
+                &account.name,
+            )?;
         }
         AuditEvent::record(
             conn,
@@ -95,7 +105,11 @@ pub fn add_member(conn: &mut DbConn, new: &NewMember, actor_ip: &str) -> Result<
 }
 
 /// The first run: creates the first owner and their account, only while no user exists at all.
-pub fn complete_first_run(conn: &mut DbConn, new: &NewMember, client_ip: &str) -> Result<Added, AppError> {
+pub fn complete_first_run(
+    conn: &mut DbConn,
+    new: &NewMember,
+    client_ip: &str,
+) -> Result<Added, AppError> {
     db::write_transaction(conn, |conn| {
         if User::count(conn)? > 0 {
             return Err(AppError::conflict(
@@ -119,7 +133,14 @@ pub fn complete_first_run(conn: &mut DbConn, new: &NewMember, client_ip: &str) -
             is_staff: false,
             client_ip: client_ip.to_owned(),
         };
-        AuditEvent::record(conn, &actor, Some(&account.id), "account.created", &account.id, &account.name)?;
+        AuditEvent::record(
+            conn,
+            &actor,
+            Some(&account.id),
+            "account.created",
+            &account.id,
+            &account.name,
+        )?;
         Ok(Added {
             user,
             account,

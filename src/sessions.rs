@@ -69,7 +69,9 @@ impl Session {
             client_ip: client_ip.to_owned(),
             user_agent: user_agent.chars().take(300).collect(),
         };
-        diesel::insert_into(sessions::table).values(&session).execute(conn)?;
+        diesel::insert_into(sessions::table)
+            .values(&session)
+            .execute(conn)?;
         Ok((token, session))
     }
 

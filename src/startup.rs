@@ -93,27 +93,38 @@ impl Application {
             bind: settings.bind.clone(),
             source,
         })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind {
-            bind: settings.bind.clone(),
-            source,
-        })?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                bind: settings.bind.clone(),
+                source,
+            })?
+            .port();
         let workers = settings.workers;
         let state = AppState::new(settings, pool, setup_token);
         let data = crate::web::State::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(actix_web::web::PayloadConfig::new(crate::web::forms::FORM_LIMIT))
+                .app_data(actix_web::web::PayloadConfig::new(
+                    crate::web::forms::FORM_LIMIT,
+                ))
                 .app_data(
                     actix_web::web::JsonConfig::default()
                         .limit(16 * 1024)
-                        .error_handler(|e, _| AppError::bad_request(format!("Invalid JSON body: {e}")).into()),
+                        .error_handler(|e, _| {
+                            AppError::bad_request(format!("Invalid JSON body: {e}")).into()
+                        }),
                 )
                 .app_data(
-                    actix_web::web::QueryConfig::default()
-                        .error_handler(|_, _| AppError::bad_request("Invalid query string.").into()),
+                    actix_web::web::QueryConfig::default().error_handler(|_, _| {
+                        AppError::bad_request("Invalid query string.").into()
+                    }),
                 )
-                .app_data(actix_web::web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+                .app_data(
+                    actix_web::web::PathConfig::default()
+                        .error_handler(|_, _| AppError::NotFound.into()),
+                )
                 .wrap(from_fn(middleware::flash_messages))
                 .wrap(from_fn(middleware::security_headers))
                 .wrap(from_fn(middleware::request_context))
@@ -128,7 +139,11 @@ impl Application {
             source,
         })?
         .run();
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

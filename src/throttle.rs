@@ -34,7 +34,9 @@ impl FailureThrottle {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding this lock leaves only counters behind: keep using them.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `Err(wait)` when the key is locked out, with how long until it may try again.

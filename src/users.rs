@@ -143,7 +143,10 @@ impl User {
             created_at: now,
             updated_at: now,
         };
-        match diesel::insert_into(users::table).values(&user).execute(conn) {
+        match diesel::insert_into(users::table)
+            .values(&user)
+            .execute(conn)
+        {
             Ok(_) => Ok(user),
             Err(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -175,13 +178,19 @@ impl User {
 
     /// The user with this email and password, or `None` — the same answer, after the same work, for an
     /// unknown email and a wrong password.
-    pub fn authenticate(conn: &mut DbConn, email: &str, password: &str) -> QueryResult<Option<User>> {
+    pub fn authenticate(
+        conn: &mut DbConn,
+        email: &str,
+        password: &str,
+    ) -> QueryResult<Option<User>> {
         let user = if password.chars().count() > MAX_PASSWORD_LEN {
             None
         } else {
             User::find_by_email(conn, email)?
         };
-        let hash = user.as_ref().map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
         let matches = password_matches(hash, password);
         Ok(user.filter(|_| matches))
     }
@@ -189,7 +198,10 @@ impl User {
     pub fn set_password(conn: &mut DbConn, user_id: &str, password: &str) -> Result<(), AppError> {
         let hash = hash_password(password)?;
         diesel::update(users::table.find(user_id))
-            .set((users::password_hash.eq(hash), users::updated_at.eq(db::now())))
+            .set((
+                users::password_hash.eq(hash),
+                users::updated_at.eq(db::now()),
+            ))
             .execute(conn)?;
         Ok(())
     }
@@ -208,7 +220,12 @@ pub struct Membership {
 /// Database methods
 impl Membership {
     /// Adds the user to the account, or changes their role if already a member.
-    pub fn grant(conn: &mut DbConn, user_id: &str, account_id: &str, role: Role) -> QueryResult<()> {
+    pub fn grant(
+        conn: &mut DbConn,
+        user_id: &str,
+        account_id: &str,
+        role: Role,
+    ) -> QueryResult<()> {
         let updated = diesel::update(memberships::table.find((user_id, account_id)))
             .set(memberships::role.eq(role.as_str()))
             .execute(conn)?;
@@ -226,7 +243,11 @@ impl Membership {
     }
 
     /// The user's role in the account, if they are a member.
-    pub fn role_of(conn: &mut DbConn, user_id: &str, account_id: &str) -> QueryResult<Option<Role>> {
+    pub fn role_of(
+        conn: &mut DbConn,
+        user_id: &str,
+        account_id: &str,
+    ) -> QueryResult<Option<Role>> {
         let role: Option<String> = memberships::table
             .find((user_id, account_id))
             .select(memberships::role)

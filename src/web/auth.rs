@@ -114,11 +114,18 @@ pub async fn log_in(
     state: State,
     HtmlForm(form): HtmlForm<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let csrf_ok = req
-        .cookie(LOGIN_CSRF_COOKIE)
-        .is_some_and(|c| !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token));
+    let csrf_ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
+        !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token)
+    });
     let retry = |status, message: &str| {
-        render_login(&req, &state, status, &form.email, &form.next, Some(message.to_owned()))
+        render_login(
+            &req,
+            &state,
+            status,
+            &form.email,
+            &form.next,
+            Some(message.to_owned()),
+        )
     };
     if !csrf_ok {
         return retry(
@@ -127,12 +134,19 @@ pub async fn log_in(
         );
     }
     if form.email.trim().is_empty() || form.password.is_empty() {
-        return retry(StatusCode::UNPROCESSABLE_ENTITY, "Enter your email and password.");
+        return retry(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter your email and password.",
+        );
     }
     let ip = client_ip(&req, &state);
     let email_key = users::normalize_email(&form.email);
     let throttle = &state.login_throttle;
-    if let Err(wait) = throttle.per_email.check(&email_key).and(throttle.per_ip.check(&ip)) {
+    if let Err(wait) = throttle
+        .per_email
+        .check(&email_key)
+        .and(throttle.per_ip.check(&ip))
+    {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut res = retry(
             StatusCode::TOO_MANY_REQUESTS,
@@ -178,7 +192,10 @@ pub async fn log_in(
                 tracing::warn!("could not record a failed sign-in: {e}");
             }
         });
-        return retry(StatusCode::UNAUTHORIZED, "The email or password is not correct.");
+        return retry(
+            StatusCode::UNAUTHORIZED,
+            "The email or password is not correct.",
+        );
     };
     throttle.per_email.reset(&email_key);
     let mut res = websession::see_other(&websession::safe_next(Some(&form.next)));
@@ -205,7 +222,10 @@ pub async fn log_out(
     who.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(websession::session_cookie_name(&state)) {
         let token = cookie.value().to_owned();
-        state.db.run(move |conn| Ok(Session::end(conn, &token)?)).await?;
+        state
+            .db
+            .run(move |conn| Ok(Session::end(conn, &token)?))
+            .await?;
     }
     let mut res = see_other_with_flash(urls::LOGIN, &Flash::success("You have signed out."));
     res.add_cookie(&websession::removal_cookie(

@@ -23,7 +23,10 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, AppError> {
 /// `GET /` — the user's API Keys page (of their first account), or the account picker.
 pub async fn home(state: State, who: SignedIn) -> Result<HttpResponse, AppError> {
     let user = who.user.clone();
-    let account = state.db.run(move |conn| Ok(access::home_account(conn, &user)?)).await?;
+    let account = state
+        .db
+        .run(move |conn| Ok(access::home_account(conn, &user)?))
+        .await?;
     Ok(match account {
         Some(account) => see_other(&AccountUrls::new(&account.id).api_keys()),
         None => see_other(urls::ACCOUNTS),
@@ -85,7 +88,16 @@ pub async fn pick_account(
     };
     let memberships = mine
         .iter()
-        .map(|(a, role)| choice(a, if *role == Role::Owner { "Owner" } else { "Viewer" }))
+        .map(|(a, role)| {
+            choice(
+                a,
+                if *role == Role::Owner {
+                    "Owner"
+                } else {
+                    "Viewer"
+                },
+            )
+        })
         .collect();
     let all_accounts = all.map(|accounts| {
         accounts
@@ -121,6 +133,13 @@ pub async fn list_api_keys(
         .run(move |conn| AccountAccess::load(conn, &user, &account_id))
         .await?;
     html(&ApiKeysPage {
-        layout: Layout::account(&state, &who, &access, "API Keys", Nav::ApiKeys, Flash::take(&req)),
+        layout: Layout::account(
+            &state,
+            &who,
+            &access,
+            "API Keys",
+            Nav::ApiKeys,
+            Flash::take(&req),
+        ),
     })
 }

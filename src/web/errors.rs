@@ -52,7 +52,8 @@ impl AppError {
     fn public_message(&self) -> String {
         match self {
             AppError::NotFound => {
-                "There is nothing here, or you do not have access to it. Check the address.".to_owned()
+                "There is nothing here, or you do not have access to it. Check the address."
+                    .to_owned()
             }
             AppError::Unauthenticated => "Sign in to continue.".to_owned(),
             AppError::Unavailable(_) => {
@@ -95,7 +96,10 @@ impl ResponseError for AppError {
         }
         let status = self.status_code();
         let mut builder = HttpResponse::build(status);
-        if let AppError::TooManyRequests { retry_after_secs, .. } = self {
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if wants_json {

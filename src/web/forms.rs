@@ -30,9 +30,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+                v.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
             });
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
@@ -49,7 +50,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
             }
             serde_html_form::from_bytes(&bytes)
                 .map(HtmlForm)
-                .map_err(|_| AppError::bad_request("The form could not be read. Reload the page and try again."))
+                .map_err(|_| {
+                    AppError::bad_request(
+                        "The form could not be read. Reload the page and try again.",
+                    )
+                })
         })
     }
 }

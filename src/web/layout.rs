@@ -62,7 +62,12 @@ pub struct Layout {
 
 impl Layout {
     /// A page outside any session (sign-in, setup, errors).
-    pub fn anonymous(state: &AppState, title: &str, csrf_token: &str, flash: Option<Flash>) -> Self {
+    pub fn anonymous(
+        state: &AppState,
+        title: &str,
+        csrf_token: &str,
+        flash: Option<Flash>,
+    ) -> Self {
         Self {
             title: title.to_owned(),
             user: None,

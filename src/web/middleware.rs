@@ -55,7 +55,8 @@ pub async fn request_context(
     let mut res = REQUEST.scope(context, next.call(req)).await?;
     let status = res.status();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     let micros = started.elapsed().as_micros();
     if status.is_server_error() {
@@ -76,7 +77,9 @@ pub fn redacted_target(path: &str, query: &str) -> String {
         .map(|pair| {
             let name = pair.split('=').next().unwrap_or("");
             // Compare the decoded name: `%61piKey` reaches the verifier as `apiKey`.
-            let decoded = percent_decode_str(name).decode_utf8_lossy().to_ascii_lowercase();
+            let decoded = percent_decode_str(name)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase();
             if decoded.contains("apikey") {
                 format!("{name}=[REDACTED]")
             } else if decoded == "token" {
@@ -112,7 +115,11 @@ pub async fn security_headers(
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
     set(headers, header::CACHE_CONTROL, "no-store");
     Ok(res)
 }
@@ -123,14 +130,21 @@ pub async fn flash_messages(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let flash = req.cookie(FLASH_COOKIE).and_then(|c| Flash::decode(c.value()));
+    let flash = req
+        .cookie(FLASH_COOKIE)
+        .and_then(|c| Flash::decode(c.value()));
     let had_flash = flash.is_some();
     if let Some(flash) = flash {
         req.extensions_mut().insert(flash);
     }
     let mut res = next.call(req).await?;
-    if had_flash && !res.status().is_redirection() && !res.response().cookies().any(|c| c.name() == FLASH_COOKIE) {
-        let mut removal = actix_web::cookie::Cookie::build(FLASH_COOKIE, "").path("/").finish();
+    if had_flash
+        && !res.status().is_redirection()
+        && !res.response().cookies().any(|c| c.name() == FLASH_COOKIE)
+    {
+        let mut removal = actix_web::cookie::Cookie::build(FLASH_COOKIE, "")
+            .path("/")
+            .finish();
         removal.make_removal();
         let _ = res.response_mut().add_cookie(&removal);
     }
@@ -148,6 +162,9 @@ mod tests {
             "/api/v1/x?a=1&apiKey=[REDACTED]&b=2&APIKEY=[REDACTED]&%61piKey=[REDACTED]"
         );
         assert_eq!(redacted_target("/p", ""), "/p");
-        assert_eq!(redacted_target("/setup", "token=abc"), "/setup?token=[REDACTED]");
+        assert_eq!(
+            redacted_target("/setup", "token=abc"),
+            "/setup?token=[REDACTED]"
+        );
     }
 }

@@ -69,15 +69,21 @@ impl AppState {
 
 /// The route table: every URL the binary answers, in the order of DESIGN.md.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/login").get(auth::show_login).post(auth::log_in))
-        .service(web::resource("/logout").post(auth::log_out))
-        .service(web::resource("/setup").get(setup::show_setup).post(setup::complete_setup))
-        .service(web::resource("/").get(console::home))
-        .service(web::resource("/accounts").get(console::pick_account))
-        .service(
-            web::resource("/accounts/{acc}/permissions/api-keys").get(console::list_api_keys),
-        )
-        .service(web::resource("/healthz").get(ops::healthz))
-        .service(web::resource("/readyz").get(ops::readyz))
-        .service(web::resource("/static/{hash}/{file:.*}").get(assets::serve_asset));
+    cfg.service(
+        web::resource("/login")
+            .get(auth::show_login)
+            .post(auth::log_in),
+    )
+    .service(web::resource("/logout").post(auth::log_out))
+    .service(
+        web::resource("/setup")
+            .get(setup::show_setup)
+            .post(setup::complete_setup),
+    )
+    .service(web::resource("/").get(console::home))
+    .service(web::resource("/accounts").get(console::pick_account))
+    .service(web::resource("/accounts/{acc}/permissions/api-keys").get(console::list_api_keys))
+    .service(web::resource("/healthz").get(ops::healthz))
+    .service(web::resource("/readyz").get(ops::readyz))
+    .service(web::resource("/static/{hash}/{file:.*}").get(assets::serve_asset));
 }

@@ -206,7 +206,12 @@ pub fn see_other_with_flash(location: &str, flash: &Flash) -> HttpResponse {
 /// users to another site (open redirect).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 1000 => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() < 1000 =>
+        {
             n.to_owned()
         }
         _ => "/".to_owned(),

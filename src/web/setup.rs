@@ -122,7 +122,14 @@ pub async fn show_setup(
     if !state.setup.matches(&query.token) {
         return Err(AppError::NotFound);
     }
-    render_setup(&req, &state, StatusCode::OK, &query.token, SetupForm::default(), FieldErrors::new())
+    render_setup(
+        &req,
+        &state,
+        StatusCode::OK,
+        &query.token,
+        SetupForm::default(),
+        FieldErrors::new(),
+    )
 }
 
 /// `POST /setup?token=…` — creates the first owner and account, signs them in.
@@ -135,9 +142,9 @@ pub async fn complete_setup(
     if !state.setup.matches(&query.token) {
         return Err(AppError::NotFound);
     }
-    let csrf_ok = req
-        .cookie(LOGIN_CSRF_COOKIE)
-        .is_some_and(|c| !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token));
+    let csrf_ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
+        !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token)
+    });
     if !csrf_ok {
         return Err(AppError::forbidden(
             "This form had expired. Reload the setup page and try again.",
@@ -159,7 +166,14 @@ pub async fn complete_setup(
         errors.add("password_confirm", "The two passwords do not match.");
     }
     if !errors.is_empty() {
-        return render_setup(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, &query.token, form, errors);
+        return render_setup(
+            &req,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &query.token,
+            form,
+            errors,
+        );
     }
     let ip = client_ip(&req, &state);
     let user_agent = req
@@ -180,7 +194,10 @@ pub async fn complete_setup(
     tracing::info!(account = %added.account.id, "first-run setup completed");
     let mut res = websession::see_other_with_flash(
         &AccountUrls::new(&added.account.id).api_keys(),
-        &Flash::success(format!("Welcome! Your account {} is ready.", added.account.name)),
+        &Flash::success(format!(
+            "Welcome! Your account {} is ready.",
+            added.account.name
+        )),
     );
     res.add_cookie(&websession::session_cookie(&state, token))
         .map_err(AppError::internal)?;

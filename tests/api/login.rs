@@ -1,0 +1,249 @@
+//! Signing in and out, sessions, CSRF and throttling.
+
+use actix_web::http::StatusCode;
+use bms_keys::users::Role;
+use diesel::RunQueryDsl;
+
+use crate::both_backends;
+use crate::helpers::{PASSWORD, TestApp, escaped};
+
+fn session_count(app: &TestApp) -> i64 {
+    use bms_keys::schema::sessions;
+    use diesel::QueryDsl;
+    app.with_conn(|c| {
+        sessions::table
+            .count()
+            .get_result(c)
+            .expect("count sessions")
+    })
+}
+
+both_backends! {
+    async fn signing_in_lands_on_the_accounts_api_keys_page(app) {
+        let account_id = app.add_user("ana@example.com", PASSWORD, "Ana's Shop", Role::Owner, false);
+        let browser = app.browser();
+        let res = browser.log_in("Ana@Example.com ", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(res.location(), "/");
+        let cookie = res.set_cookies().into_iter().find(|c| c.starts_with("bms_session=")).expect("session cookie");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+        assert!(!cookie.contains("Secure"), "plain-HTTP deployments cannot use Secure cookies");
+
+        let home = browser.get("/").await;
+        assert_eq!(home.location(), format!("/accounts/{account_id}/permissions/api-keys"));
+        let page = browser.get_following("/").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("<h1>API Keys</h1>"));
+        assert!(page.body.contains(&escaped("Ana's Shop")), "account name in the header");
+        assert!(page.body.contains("No API keys yet"));
+        assert_eq!(session_count(&app), 1);
+    }
+
+    async fn a_wrong_password_and_an_unknown_email_get_the_same_answer(app) {
+        app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        let wrong = browser.log_in("ana@example.com", "not the password").await;
+        let unknown = browser.log_in("nobody@example.com", "not the password").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        let message = "The email or password is not correct.";
+        assert!(wrong.body.contains(message) && unknown.body.contains(message));
+        assert!(wrong.body.contains("value=\"ana@example.com\""), "the email is kept in the form");
+        assert!(browser.cookie("bms_session").is_none());
+        assert_eq!(session_count(&app), 0);
+    }
+
+    async fn empty_credentials_are_refused_with_a_message(app) {
+        let browser = app.browser();
+        let res = browser.log_in("", "").await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.body.contains("Enter your email and password."));
+    }
+
+    async fn signing_in_without_the_csrf_token_is_refused(app) {
+        app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        browser.get("/login").await;
+        let res = browser
+            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert!(res.body.contains("This sign-in form had expired"));
+        let res = browser
+            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", "forged")])
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(session_count(&app), 0);
+    }
+
+    async fn console_pages_send_strangers_to_the_sign_in_page(app) {
+        let account_id = app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        for path in ["/", "/accounts", &format!("/accounts/{account_id}/permissions/api-keys")] {
+            let res = browser.get(path).await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(res.location(), "/login", "{path}");
+        }
+        // A made-up session cookie is no better than none.
+        browser.set_cookie("bms_session", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(browser.get("/accounts").await.location(), "/login");
+    }
+
+    async fn signing_out_ends_the_session_on_the_server(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let token = browser.cookie("bms_session").expect("session cookie");
+        let csrf = browser.csrf_token_of("/accounts").await;
+        let res = browser.post_form("/logout", &[("csrf_token", &csrf)]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(res.location(), "/login");
+        assert!(browser.cookie("bms_session").is_none(), "the cookie is cleared");
+        assert_eq!(session_count(&app), 0);
+        let after = browser.get("/login").await;
+        assert!(after.body.contains("You have signed out."));
+        // Replaying the old cookie does not work: the session is gone server-side.
+        browser.set_cookie("bms_session", &token);
+        assert_eq!(browser.get("/accounts").await.location(), "/login");
+    }
+
+    async fn signing_out_without_the_csrf_token_is_refused(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let res = browser.post_form("/logout", &[("csrf_token", "wrong")]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        let res = browser.post_form("/logout", &[]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(session_count(&app), 1);
+        assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+    }
+
+    async fn each_sign_in_gets_a_new_session_and_the_old_one_ends(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let first = browser.cookie("bms_session").expect("first session");
+        let res = browser.log_in("ana@example.com", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let second = browser.cookie("bms_session").expect("second session");
+        assert_ne!(first, second);
+        assert_eq!(session_count(&app), 1, "the session the browser had is ended");
+        let other = app.browser();
+        other.set_cookie("bms_session", &first);
+        assert_eq!(other.get("/accounts").await.location(), "/login");
+    }
+
+    async fn an_idle_session_expires(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+        app.with_conn(|c| {
+            use bms_keys::schema::sessions;
+            use diesel::ExpressionMethods;
+            diesel::update(sessions::table)
+                .set(sessions::last_seen_at.eq(bms_keys::db::now() - time::Duration::minutes(61)))
+                .execute(c)
+                .expect("age the session");
+        });
+        assert_eq!(browser.get("/accounts").await.location(), "/login");
+        assert_eq!(session_count(&app), 0, "the expired session is deleted");
+    }
+
+    async fn a_session_expires_after_its_absolute_lifetime_however_active(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        app.with_conn(|c| {
+            use bms_keys::schema::sessions;
+            use diesel::ExpressionMethods;
+            diesel::update(sessions::table)
+                .set(sessions::expires_at.eq(bms_keys::db::now() - time::Duration::seconds(1)))
+                .execute(c)
+                .expect("expire the session");
+        });
+        assert_eq!(browser.get("/accounts").await.location(), "/login");
+    }
+
+    async fn repeated_failures_for_one_email_are_throttled(app) {
+        app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        app.add_user("bob@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        for _ in 0..bms_keys::web::auth::FAILURES_PER_EMAIL {
+            assert_eq!(browser.log_in("ana@example.com", "wrong password").await.status, StatusCode::UNAUTHORIZED);
+        }
+        // Even the right password is refused while the email is locked out.
+        let res = browser.log_in("ana@example.com", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(res.body.contains("Too many failed sign-in attempts"));
+        let retry: u64 = res.header("retry-after").expect("Retry-After").parse().expect("seconds");
+        assert!(retry > 0 && retry <= 15 * 60);
+        assert!(browser.cookie("bms_session").is_none());
+        // Another email from the same address is not locked out.
+        assert_eq!(browser.log_in("bob@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    }
+
+    async fn repeated_failures_from_one_address_are_throttled(app) {
+        app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        for i in 0..bms_keys::web::auth::FAILURES_PER_IP {
+            let res = browser.log_in(&format!("guess{i}@example.com"), "wrong password").await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        }
+        let res = browser.log_in("ana@example.com", PASSWORD).await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    async fn failed_and_successful_sign_ins_are_in_the_audit_log(app) {
+        use bms_keys::audit::AuditEvent;
+        let account_id = app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        browser.log_in("ana@example.com", "wrong password").await;
+        browser.log_in("ana@example.com", PASSWORD).await;
+        // The failure is recorded off the response path: wait for it briefly.
+        let mut actions = Vec::new();
+        for _ in 0..50 {
+            let mut conn = app.conn();
+            let (events, _) = AuditEvent::list_for_account(&mut conn, &account_id, 0, 50).expect("events");
+            actions = events.iter().map(|e| e.action.clone()).collect::<Vec<_>>();
+            if actions.contains(&"login.failed".to_owned()) {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(actions.contains(&"login.succeeded".to_owned()), "{actions:?}");
+        assert!(actions.contains(&"login.failed".to_owned()), "{actions:?}");
+    }
+
+    async fn after_sign_in_the_user_returns_to_a_local_page_only(app) {
+        app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+        let browser = app.browser();
+        let page = browser.get("/login?next=/accounts").await;
+        let token = page.csrf_token();
+        assert!(page.body.contains("name=\"next\" value=\"/accounts\""));
+        let res = browser
+            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", "/accounts")])
+            .await;
+        assert_eq!(res.location(), "/accounts");
+        for evil in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
+            let token = browser.csrf_token_of("/login").await;
+            let res = browser
+                .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", evil)])
+                .await;
+            assert_eq!(res.location(), "/", "{evil}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn over_https_the_session_cookie_is_secure_and_host_prefixed() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |s| {
+        s.public_url = "https://bms.example.com".to_owned();
+    })
+    .await;
+    app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
+    let browser = app.browser();
+    let res = browser.log_in("ana@example.com", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let cookie = res
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-bms_session="))
+        .expect("a __Host- session cookie");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+}

@@ -1,0 +1,10 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is how a test fails
+
+//! The integration tests: one binary, every test against the real application over HTTP, on SQLite
+//! and on PostgreSQL (see `helpers::both_backends!`).
+
+mod helpers;
+
+mod login;
+mod platform;
+mod setup;
