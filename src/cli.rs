@@ -34,6 +34,9 @@ pub struct DbArgs {
     /// Directory for the SQLite database and generated key material
     #[arg(long, env = "BMS_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// A policy catalogue TOML file to use instead of the embedded one
+    #[arg(long, env = "BMS_POLICY_CATALOGUE", global = true)]
+    pub policy_catalogue: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +111,7 @@ impl Cli {
             bind,
             database_url,
             data_dir: self.db.data_dir.clone(),
+            policy_catalogue: self.db.policy_catalogue.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `BMS_WORKERS`          | `--workers`       | one per core              | HTTP worker threads                       |
 //! | `BMS_PUBLIC_URL`       | `--public-url`    | `http://<bind>`           | URL users reach; `https://` makes cookies `Secure` with the `__Host-` prefix |
 //! | `BMS_TRUST_PROXY`      | `--trust-proxy`   | off                       | take the client IP from `X-Forwarded-For` (only behind your own proxy) |
+//! | `BMS_POLICY_CATALOGUE` | `--policy-catalogue` | the embedded one    | a policy catalogue TOML file to use instead |
 //! | `RUST_LOG`             |                   | `info`                    | log filter (tracing `EnvFilter` syntax)   |
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct Settings {
     pub workers: usize,
     pub public_url: String,
     pub trust_proxy: bool,
+    /// A policy catalogue file replacing the embedded one.
+    pub policy_catalogue: Option<PathBuf>,
 }
 
 impl Settings {

@@ -2,6 +2,7 @@
 //! turns each kind into a status and a page or JSON body. Database "not found" becomes 404 and an
 //! unreachable database 503 here, in one place (as crates.io does).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What went wrong, in terms a user can act on — or `Internal`, which they cannot.
@@ -16,6 +17,10 @@ pub enum AppError {
     /// Signed in, but this role may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The input breaks a rule the user can fix: the form is shown again with a message by each field
+    /// (422). Not an error page: handlers catch it and re-render.
+    #[error("the form has errors")]
+    Invalid(FieldErrors),
     /// The request cannot be understood (bad CSRF token, malformed form, wrong content type).
     #[error("{0}")]
     BadRequest(String),
@@ -92,5 +97,55 @@ impl fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+/// Messages by field name, shown next to each field of a re-rendered form.
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors(BTreeMap<&'static str, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the message for `field` (the first one wins).
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.entry(field).or_insert_with(|| message.into());
+    }
+
+    /// Records `problem` for `field` if there is one.
+    pub fn check(&mut self, field: &'static str, problem: Option<&str>) {
+        if let Some(p) = problem {
+            self.add(field, p);
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl AppError {
+    /// A validation failure of one field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.add(field, message);
+        AppError::Invalid(errors)
+    }
+}
+
+impl FieldErrors {
+    /// All messages in one line, for where there is no form to show them by (JSON, error pages).
+    pub fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }

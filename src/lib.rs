@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod onboarding;
+pub mod policies;
 pub mod schema;
 pub mod sessions;
 pub mod startup;

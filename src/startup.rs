@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::error::AppError;
+use crate::policies::Catalogue;
 use crate::sessions::{self, Session};
 use crate::users::User;
 use crate::web::{AppState, middleware};
@@ -33,6 +34,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Catalogue(#[from] crate::policies::CatalogueError),
     #[error("cannot read the database: {0}")]
     Query(#[from] diesel::result::Error),
 }
@@ -84,8 +87,10 @@ impl Application {
     /// port (the tests do this); `port()` tells which.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = open_database(&settings)?;
+        let catalogue = Catalogue::load(settings.policy_catalogue.as_deref())?;
         let no_users = {
             let mut conn = pool.get().map_err(db::SetupError::from)?;
+            catalogue.sync(&mut conn)?;
             User::count(&mut conn)? == 0
         };
         let setup_token = no_users.then(sessions::new_token);
@@ -101,7 +106,7 @@ impl Application {
             })?
             .port();
         let workers = settings.workers;
-        let state = AppState::new(settings, pool, setup_token);
+        let state = AppState::new(settings, pool, setup_token, catalogue);
         let data = crate::web::State::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()

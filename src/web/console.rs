@@ -4,18 +4,26 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::{self, AccountAccess};
+use crate::access;
 use crate::accounts::Account;
 use crate::error::AppError;
 use crate::users::{Membership, Role};
 use crate::web::State;
-use crate::web::layout::{Layout, Nav};
+use crate::web::layout::Layout;
 use crate::web::session::{Flash, SignedIn, see_other};
 use crate::web::urls::{self, AccountUrls};
 
 /// Renders a template into a `200` HTML response.
 pub fn html(page: &impl Template) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok()
+    html_with_status(actix_web::http::StatusCode::OK, page)
+}
+
+/// Renders a template with the given status (422 for a form shown again with messages).
+pub fn html_with_status(
+    status: actix_web::http::StatusCode,
+    page: &impl Template,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::build(status)
         .content_type(actix_web::http::header::ContentType::html())
         .body(page.render().map_err(AppError::internal)?))
 }
@@ -110,36 +118,5 @@ pub async fn pick_account(
         memberships,
         all_accounts,
         q,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "api_keys/list.html")]
-struct ApiKeysPage {
-    layout: Layout,
-}
-
-/// `GET /accounts/{acc}/permissions/api-keys`
-pub async fn list_api_keys(
-    req: HttpRequest,
-    state: State,
-    who: SignedIn,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let account_id = path.into_inner();
-    let user = who.user.clone();
-    let access = state
-        .db
-        .run(move |conn| AccountAccess::load(conn, &user, &account_id))
-        .await?;
-    html(&ApiKeysPage {
-        layout: Layout::account(
-            &state,
-            &who,
-            &access,
-            "API Keys",
-            Nav::ApiKeys,
-            Flash::take(&req),
-        ),
     })
 }

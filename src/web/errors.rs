@@ -27,6 +27,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Unauthenticated => "unauthenticated",
             AppError::Forbidden(_) => "forbidden",
+            AppError::Invalid(_) => "invalid",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict(_) => "conflict",
             AppError::TooManyRequests { .. } => "rate_limited",
@@ -40,6 +41,7 @@ impl AppError {
             AppError::NotFound => "Page not found",
             AppError::Unauthenticated => "Sign-in required",
             AppError::Forbidden(_) => "Not allowed",
+            AppError::Invalid(_) => "Some fields need attention",
             AppError::BadRequest(_) => "Something is wrong with this request",
             AppError::Conflict(_) => "This cannot be done right now",
             AppError::TooManyRequests { .. } => "Too many attempts",
@@ -56,6 +58,7 @@ impl AppError {
                     .to_owned()
             }
             AppError::Unauthenticated => "Sign in to continue.".to_owned(),
+            AppError::Invalid(errors) => errors.summary(),
             AppError::Unavailable(_) => {
                 "The service cannot reach its database right now. Try again in a moment.".to_owned()
             }
@@ -75,6 +78,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

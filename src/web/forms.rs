@@ -1,7 +1,6 @@
 //! Decoding HTML forms (repeated fields such as `policy` included, which `web::Form` cannot do) and
 //! carrying per-field validation messages back to the re-rendered form.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -59,32 +58,4 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
     }
 }
 
-/// Messages by field name, shown next to each field of a re-rendered form.
-#[derive(Debug, Default, Clone)]
-pub struct FieldErrors(BTreeMap<&'static str, String>);
-
-impl FieldErrors {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records the message for `field` (the first one wins).
-    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
-        self.0.entry(field).or_insert_with(|| message.into());
-    }
-
-    /// Records `problem` for `field` if there is one.
-    pub fn check(&mut self, field: &'static str, problem: Option<&str>) {
-        if let Some(p) = problem {
-            self.add(field, p);
-        }
-    }
-
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use crate::error::FieldErrors;

@@ -1,9 +1,13 @@
 //! The HTTP side: the route table, the shared state, and the handlers (one module per resource).
 //! Handlers extract, call the domain, and render or redirect — nothing else.
 
+pub mod api_keys;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod display;
+pub mod docs;
 pub mod errors;
 pub mod forms;
 pub mod layout;
@@ -20,6 +24,7 @@ use actix_web::web;
 use crate::config::Settings;
 use crate::db::{DbConn, Pool};
 use crate::error::AppError;
+use crate::policies::Catalogue;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -28,6 +33,8 @@ pub struct AppState {
     pub login_throttle: auth::LoginThrottle,
     pub setup: setup::SetupLink,
     pub assets: assets::AssetUrls,
+    /// The policy and API catalogue in force (already synced into the database).
+    pub catalogue: Catalogue,
 }
 
 /// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
@@ -56,19 +63,26 @@ impl Db {
 pub type State = web::Data<AppState>;
 
 impl AppState {
-    pub fn new(settings: Settings, pool: Pool, setup_token: Option<String>) -> Arc<Self> {
+    pub fn new(
+        settings: Settings,
+        pool: Pool,
+        setup_token: Option<String>,
+        catalogue: Catalogue,
+    ) -> Arc<Self> {
         Arc::new(Self {
             db: Db { pool },
             settings,
             login_throttle: auth::LoginThrottle::default(),
             setup: setup::SetupLink::new(setup_token),
             assets: assets::AssetUrls::compute(),
+            catalogue,
         })
     }
 }
 
 /// The route table: every URL the binary answers, in the order of DESIGN.md.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    const KEYS: &str = "/accounts/{acc}/permissions/api-keys";
     cfg.service(
         web::resource("/login")
             .get(auth::show_login)
@@ -82,7 +96,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/").get(console::home))
     .service(web::resource("/accounts").get(console::pick_account))
-    .service(web::resource("/accounts/{acc}/permissions/api-keys").get(console::list_api_keys))
+    .service(
+        web::resource(KEYS)
+            .get(api_keys::list_api_keys)
+            .post(api_keys::create_api_key),
+    )
+    .service(web::resource(format!("{KEYS}/new")).get(api_keys::new_api_key))
+    .service(
+        web::resource(format!("{KEYS}/{{key}}"))
+            .get(api_keys::show_api_key)
+            .post(api_keys::update_api_key),
+    )
+    .service(
+        web::resource(format!("{KEYS}/{{key}}/delete"))
+            .get(api_keys::confirm_delete_api_key)
+            .post(api_keys::delete_api_key),
+    )
+    .service(web::resource("/accounts/{acc}/audit").get(audit::list_audit_events))
+    .service(web::resource("/docs/apis").get(docs::list_apis))
     .service(web::resource("/healthz").get(ops::healthz))
     .service(web::resource("/readyz").get(ops::readyz))
     .service(web::resource("/static/{hash}/{file:.*}").get(assets::serve_asset));

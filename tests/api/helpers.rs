@@ -136,6 +136,7 @@ impl TestApp {
             workers: 2,
             public_url: "http://127.0.0.1".to_owned(),
             trust_proxy: false,
+            policy_catalogue: None,
         };
         adjust(&mut settings);
         let app = Application::build(settings).expect("the application starts");
@@ -422,4 +423,69 @@ pub fn escaped(s: &str) -> String {
         .replace('\'', "&#39;")
         .replace('<', "&#60;")
         .replace('>', "&#62;")
+}
+
+impl Browser {
+    /// Creates an own key through the editor form; returns its id.
+    pub async fn create_key(
+        &self,
+        account_id: &str,
+        name: &str,
+        tags: &str,
+        policies: &[&str],
+    ) -> String {
+        let keys = format!("/accounts/{account_id}/permissions/api-keys");
+        let csrf = self.csrf_token_of(&format!("{keys}/new?mode=create")).await;
+        let mut fields = vec![
+            ("csrf_token", csrf.as_str()),
+            ("mode", "create"),
+            ("name", name),
+            ("tags", tags),
+        ];
+        fields.extend(policies.iter().map(|p| ("policy", *p)));
+        let res = self.post_form(&keys, &fields).await;
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "create key {name}: {}",
+            res.body
+        );
+        res.location()
+            .rsplit('/')
+            .next()
+            .expect("key id")
+            .to_owned()
+    }
+
+    /// Submits the link form; returns the response.
+    pub async fn link_key(
+        &self,
+        account_id: &str,
+        source_id: &str,
+        name: &str,
+        policies: &[&str],
+    ) -> TestResponse {
+        let keys = format!("/accounts/{account_id}/permissions/api-keys");
+        let csrf = self.csrf_token_of(&format!("{keys}/new?mode=link")).await;
+        let mut fields = vec![
+            ("csrf_token", csrf.as_str()),
+            ("mode", "link"),
+            ("name", name),
+            ("linked_key_id", source_id),
+            ("tags", ""),
+        ];
+        fields.extend(policies.iter().map(|p| ("policy", *p)));
+        self.post_form(&keys, &fields).await
+    }
+}
+
+/// The audit actions recorded for an account, newest first.
+pub fn audit_actions(app: &TestApp, account_id: &str) -> Vec<(String, bool, String)> {
+    let mut conn = app.conn();
+    let (events, _) = bms_keys::audit::AuditEvent::list_for_account(&mut conn, account_id, 0, 500)
+        .expect("audit events");
+    events
+        .into_iter()
+        .map(|e| (e.action, e.actor_is_staff, e.details))
+        .collect()
 }

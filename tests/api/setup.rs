@@ -123,6 +123,7 @@ async fn no_setup_link_exists_once_a_user_does() {
         workers: 1,
         public_url: "http://127.0.0.1".to_owned(),
         trust_proxy: false,
+        policy_catalogue: None,
     };
     let second = bms_keys::startup::Application::build(settings).expect("restart");
     assert!(second.state().setup.token().is_none());
