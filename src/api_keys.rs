@@ -175,11 +175,13 @@ fn active_policy_names(conn: &mut DbConn) -> QueryResult<BTreeSet<String>> {
 
 /// Row by row: the two-backend connection has no multi-row `INSERT` (SQLite's batch form differs), and
 /// a key has at most 20 tags and a handful of policies.
-fn insert_tags_and_policies(conn: &mut DbConn, key_id: &str, valid: &ValidKey) -> QueryResult<()> {
+fn insert_tags_and_policies(conn: &mut DbConn, key: &ApiKey, valid: &ValidKey) -> QueryResult<()> {
+    let key_id = key.id.as_str();
     for tag in &valid.tags {
         diesel::insert_into(api_key_tags::table)
             .values((
                 api_key_tags::api_key_id.eq(key_id),
+                api_key_tags::account_id.eq(&key.account_id),
                 api_key_tags::tag.eq(tag),
             ))
             .execute(conn)?;
@@ -239,7 +241,7 @@ pub fn create(
         diesel::insert_into(api_keys::table)
             .values(&key)
             .execute(conn)?;
-        insert_tags_and_policies(conn, &key.id, &valid)?;
+        insert_tags_and_policies(conn, &key, &valid)?;
         AuditEvent::record(
             conn,
             actor,
@@ -313,7 +315,7 @@ pub fn link(
             }
             Err(e) => return Err(e.into()),
         }
-        insert_tags_and_policies(conn, &key.id, &valid)?;
+        insert_tags_and_policies(conn, &key, &valid)?;
         AuditEvent::record(
             conn,
             actor,
@@ -396,7 +398,7 @@ pub fn update(
             .execute(conn)?;
         diesel::delete(api_key_policies::table.filter(api_key_policies::api_key_id.eq(&key.id)))
             .execute(conn)?;
-        insert_tags_and_policies(conn, &key.id, &valid)?;
+        insert_tags_and_policies(conn, &key, &valid)?;
         let old = ValidKey {
             name: key.name.clone(),
             tags: before.tags.get(&key.id).cloned().unwrap_or_default(),
@@ -602,6 +604,7 @@ fn filtered<'a>(account_id: &'a str, filter: &'a ListFilter) -> BoxedKeys<'a> {
         query = query.filter(
             api_keys::id.eq_any(
                 api_key_tags::table
+                    .filter(api_key_tags::account_id.eq(account_id))
                     .filter(api_key_tags::tag.eq(tag.to_lowercase()))
                     .select(api_key_tags::api_key_id),
             ),
@@ -635,16 +638,35 @@ pub fn list_for_account(
     })
 }
 
-/// The distinct tags used in the account, for the tag filter.
+#[derive(QueryableByName)]
+struct TagRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    tag: Option<String>,
+}
+
+/// The distinct tags used in the account (at most 500), for the tag filter.
+///
+/// A loose index scan: each step asks the `(account_id, tag)` index for the next tag after the last,
+/// so the cost grows with the number of distinct tags, not of keys (a plain `DISTINCT` over an account
+/// with 10,000 keys read every tag row). Written per backend for the placeholder syntax.
 pub fn tags_in_account(conn: &mut DbConn, account_id: &str) -> QueryResult<Vec<String>> {
-    api_key_tags::table
-        .inner_join(api_keys::table)
-        .filter(api_keys::account_id.eq(account_id))
-        .select(api_key_tags::tag)
-        .distinct()
-        .order(api_key_tags::tag)
-        .limit(500)
-        .load(conn)
+    use diesel::sql_types::Text;
+    const NEXT_TAG: &str = "WITH RECURSIVE t(tag) AS ( \
+            SELECT MIN(tag) FROM api_key_tags WHERE account_id = {a} \
+            UNION ALL \
+            SELECT (SELECT MIN(tag) FROM api_key_tags WHERE account_id = {a} AND tag > t.tag) \
+            FROM t WHERE t.tag IS NOT NULL) \
+        SELECT tag FROM t WHERE tag IS NOT NULL LIMIT 500";
+    let rows: Vec<TagRow> = match conn {
+        DbConn::Sqlite(c) => diesel::sql_query(NEXT_TAG.replace("{a}", "?"))
+            .bind::<Text, _>(account_id)
+            .bind::<Text, _>(account_id)
+            .load(c)?,
+        DbConn::Postgres(c) => diesel::sql_query(NEXT_TAG.replace("{a}", "$1"))
+            .bind::<Text, _>(account_id)
+            .load(c)?,
+    };
+    Ok(rows.into_iter().filter_map(|r| r.tag).collect())
 }
 
 /// Whether the account has any key at all (to tell "no keys yet" from "no match").

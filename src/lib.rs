@@ -4,6 +4,7 @@
 //! `accounts`, `users`, `sessions`, `access`, `audit`, …) → `db` and `schema`.
 
 pub mod access;
+pub mod access_codes;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
@@ -13,9 +14,11 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod ids;
+pub mod keystore;
 pub mod onboarding;
 pub mod policies;
 pub mod schema;
+pub mod secrets;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;

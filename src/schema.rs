@@ -70,6 +70,7 @@ diesel::table! {
 diesel::table! {
     api_key_tags (api_key_id, tag) {
         api_key_id -> Text,
+        account_id -> Text,
         tag -> Text,
     }
 }
@@ -143,6 +144,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    server_settings (name) {
+        name -> Text,
+        value -> Binary,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -167,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_daily,
     ads,
     drive_files,
+    server_settings,
 );

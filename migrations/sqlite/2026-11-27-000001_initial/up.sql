@@ -69,10 +69,12 @@ CREATE INDEX api_keys_linked_key_idx ON api_keys (linked_key_id);
 
 CREATE TABLE api_key_tags (
     api_key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+    -- The key's account, repeated so that the tag filter and the account's tag list are index scans.
+    account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     tag TEXT NOT NULL,
     PRIMARY KEY (api_key_id, tag)
 );
-CREATE INDEX api_key_tags_tag_idx ON api_key_tags (tag, api_key_id);
+CREATE INDEX api_key_tags_account_tag_idx ON api_key_tags (account_id, tag, api_key_id);
 
 CREATE TABLE api_key_policies (
     api_key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,

@@ -1,0 +1,439 @@
+//! Access codes: up to two per own API key, each valid for 365 days. Creating one makes a secret that
+//! is stored only as a digest and a sealed copy; owners can reveal or download it later (support staff
+//! with a recorded reason); codes are disabled before they can be deleted.
+
+use diesel::prelude::*;
+use time::{Duration, PrimitiveDateTime};
+
+use crate::access::AccountAccess;
+use crate::api_keys::{self, ApiKey};
+use crate::audit::{Actor, AuditEvent};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::ids::{self, IdKind};
+use crate::schema::{access_codes, api_keys as api_keys_table};
+use crate::secrets::{self, KeyMaterial};
+
+/// Codes an API key may have at once; the database holds it (`UNIQUE(api_key_id, slot)`, slot 1 or 2).
+pub const MAX_PER_KEY: i64 = 2;
+/// How long a code is valid.
+pub const VALIDITY: Duration = Duration::days(365);
+/// Codes expiring within this are flagged, so a second code is made in time.
+pub const EXPIRY_WARNING: Duration = Duration::days(30);
+pub const MAX_DESCRIPTION_LEN: usize = 200;
+pub const MAX_REASON_LEN: usize = 300;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_codes)]
+pub struct AccessCode {
+    pub id: String,
+    pub api_key_id: String,
+    pub slot: i32,
+    pub description: String,
+    pub enabled: bool,
+    pub secret_digest: Vec<u8>,
+    pub sealed_secret: Vec<u8>,
+    pub secret_hint: String,
+    pub created_at: PrimitiveDateTime,
+    pub expires_at: PrimitiveDateTime,
+    pub last_used_at: Option<PrimitiveDateTime>,
+}
+
+/// A code's state as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    /// Enabled, and expiring within 30 days: the number of days left (0 = today).
+    ExpiringSoon(i64),
+    Disabled,
+    Expired,
+}
+
+impl AccessCode {
+    pub fn is_expired_at(&self, now: PrimitiveDateTime) -> bool {
+        now >= self.expires_at
+    }
+
+    pub fn status_at(&self, now: PrimitiveDateTime) -> Status {
+        if self.is_expired_at(now) {
+            Status::Expired
+        } else if !self.enabled {
+            Status::Disabled
+        } else if self.expires_at - now <= EXPIRY_WARNING {
+            Status::ExpiringSoon((self.expires_at - now).whole_days())
+        } else {
+            Status::Active
+        }
+    }
+}
+
+/// Why a description is refused, or `None`.
+pub fn description_problem(description: &str) -> Option<&'static str> {
+    if description.chars().count() > MAX_DESCRIPTION_LEN {
+        Some("Use at most 200 characters.")
+    } else if description.chars().any(char::is_control) {
+        Some("Use letters, digits, spaces and punctuation only.")
+    } else {
+        None
+    }
+}
+
+/// Support staff must say why they reveal a secret; the reason goes into the audit log.
+fn check_staff_reason(access: &AccountAccess, reason: Option<&str>) -> Result<String, AppError> {
+    if !access.via_staff {
+        return Ok(String::new());
+    }
+    let reason = reason.unwrap_or("").trim();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "reason",
+            "Support staff must give a reason before viewing a secret; it is recorded in the audit log.",
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_LEN || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "reason",
+            "Use at most 300 characters, on one line.",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// The own key with this id in this account; linked keys have no access codes.
+fn own_key(conn: &mut DbConn, access: &AccountAccess, key_id: &str) -> Result<ApiKey, AppError> {
+    let key = api_keys::find_in_account(conn, &access.account.id, key_id)?;
+    if key.is_linked() {
+        return Err(AppError::conflict(
+            "Linked API keys have no access codes of their own: use the access code of the key they link, which its creator can give you.",
+        ));
+    }
+    Ok(key)
+}
+
+/// The code with this id under this key.
+fn find(conn: &mut DbConn, key_id: &str, code_id: &str) -> Result<AccessCode, AppError> {
+    if !ids::is_well_formed(IdKind::AccessCode, code_id) {
+        return Err(AppError::NotFound);
+    }
+    access_codes::table
+        .find(code_id)
+        .filter(access_codes::api_key_id.eq(key_id))
+        .select(AccessCode::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// The key's codes, oldest first.
+pub fn list_for_key(conn: &mut DbConn, key_id: &str) -> QueryResult<Vec<AccessCode>> {
+    access_codes::table
+        .filter(access_codes::api_key_id.eq(key_id))
+        .order((access_codes::created_at.asc(), access_codes::id.asc()))
+        .select(AccessCode::as_select())
+        .load(conn)
+}
+
+/// One try at taking a slot.
+enum Attempt {
+    /// A concurrent create took the slot first: look again.
+    SlotTaken,
+    Failed(AppError),
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Attempt::SlotTaken,
+            other => Attempt::Failed(other.into()),
+        }
+    }
+}
+
+impl From<AppError> for Attempt {
+    fn from(e: AppError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+const LIMIT_REACHED: &str = "This API key already has 2 access codes, the most it can have. Delete one \
+     (after disabling it) to create another.";
+
+/// Creates a code for an own key; returns it and its secret (shown once, then only revealed again by
+/// opening the sealed copy).
+pub fn create(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    actor: &Actor,
+    keys: &KeyMaterial,
+    key_id: &str,
+    description: &str,
+) -> Result<(AccessCode, String), AppError> {
+    access.require_owner()?;
+    if let Some(problem) = description_problem(description) {
+        return Err(AppError::invalid("description", problem));
+    }
+    // A concurrent create may take the free slot between our read and our insert: the unique index
+    // refuses the loser, whose transaction is rolled back whole; it then looks again.
+    for _ in 0..3 {
+        let attempt = db::write_transaction(conn, |conn| -> Result<_, Attempt> {
+            let key = own_key(conn, access, key_id)?;
+            let taken: Vec<i32> = access_codes::table
+                .filter(access_codes::api_key_id.eq(&key.id))
+                .select(access_codes::slot)
+                .load(conn)?;
+            let Some(slot) = (1..=MAX_PER_KEY as i32).find(|s| !taken.contains(s)) else {
+                return Err(AppError::conflict(LIMIT_REACHED).into());
+            };
+            let id = ids::new_id(IdKind::AccessCode);
+            let secret = secrets::generate();
+            let now = db::now();
+            let code = AccessCode {
+                secret_digest: keys.digest(&secret).to_vec(),
+                sealed_secret: keys.seal(&secret, &id).map_err(AppError::internal)?,
+                secret_hint: secrets::hint(&secret),
+                id,
+                api_key_id: key.id.clone(),
+                slot,
+                description: description.trim().to_owned(),
+                enabled: true,
+                created_at: now,
+                expires_at: now + VALIDITY,
+                last_used_at: None,
+            };
+            diesel::insert_into(access_codes::table)
+                .values(&code)
+                .execute(conn)?;
+            AuditEvent::record(
+                conn,
+                actor,
+                Some(&access.account.id),
+                "access_code.created",
+                &code.id,
+                &format!(
+                    "key {}; description: {}",
+                    key.id,
+                    or_none(&code.description)
+                ),
+            )
+            .map_err(|e| Attempt::Failed(e.into()))?;
+            Ok((code, secret))
+        });
+        match attempt {
+            Ok(created) => return Ok(created),
+            Err(Attempt::SlotTaken) => continue,
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    Err(AppError::conflict(LIMIT_REACHED))
+}
+
+fn or_none(text: &str) -> &str {
+    if text.is_empty() { "(none)" } else { text }
+}
+
+/// What reveal and download show: the key, the code and its secret.
+pub struct Revealed {
+    pub key: ApiKey,
+    pub code: AccessCode,
+    pub secret: String,
+}
+
+/// How a secret is being disclosed, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disclosure {
+    /// Shown on the secret view (right after creation, or later from the code's row).
+    Viewed,
+    /// Downloaded as a `.txt` file.
+    Downloaded,
+}
+
+/// Which secret to disclose, how, and (support staff only) why.
+#[derive(Debug, Clone, Copy)]
+pub struct RevealRequest<'a> {
+    pub key_id: &'a str,
+    pub code_id: &'a str,
+    pub how: Disclosure,
+    pub reason: Option<&'a str>,
+}
+
+/// Opens a code's secret for an owner (or support staff giving a reason), recording it in the audit log.
+pub fn reveal(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    actor: &Actor,
+    keys: &KeyMaterial,
+    request: RevealRequest<'_>,
+) -> Result<Revealed, AppError> {
+    if !access.can_manage() {
+        return Err(AppError::forbidden(
+            "Only owners of this account can see access code secrets.",
+        ));
+    }
+    let RevealRequest {
+        key_id,
+        code_id,
+        how,
+        reason,
+    } = request;
+    let reason = check_staff_reason(access, reason)?;
+    db::write_transaction(conn, |conn| {
+        let key = own_key(conn, access, key_id)?;
+        let code = find(conn, &key.id, code_id)?;
+        let secret = keys
+            .open(&code.sealed_secret, &code.id)
+            .map_err(AppError::internal)?;
+        let action = match how {
+            Disclosure::Viewed => "access_code.secret_viewed",
+            Disclosure::Downloaded => "access_code.downloaded",
+        };
+        let details = if reason.is_empty() {
+            format!("key {}", key.id)
+        } else {
+            format!("key {}; reason: {reason}", key.id)
+        };
+        AuditEvent::record(
+            conn,
+            actor,
+            Some(&access.account.id),
+            action,
+            &code.id,
+            &details,
+        )?;
+        Ok(Revealed { key, code, secret })
+    })
+}
+
+/// Changes a code's description.
+pub fn update_description(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    actor: &Actor,
+    key_id: &str,
+    code_id: &str,
+    description: &str,
+) -> Result<AccessCode, AppError> {
+    access.require_owner()?;
+    if let Some(problem) = description_problem(description) {
+        return Err(AppError::invalid("description", problem));
+    }
+    db::write_transaction(conn, |conn| {
+        let key = own_key(conn, access, key_id)?;
+        let code = find(conn, &key.id, code_id)?;
+        let description = description.trim().to_owned();
+        diesel::update(access_codes::table.find(&code.id))
+            .set(access_codes::description.eq(&description))
+            .execute(conn)?;
+        AuditEvent::record(
+            conn,
+            actor,
+            Some(&access.account.id),
+            "access_code.updated",
+            &code.id,
+            &format!(
+                "description: {} → {}",
+                or_none(&code.description),
+                or_none(&description)
+            ),
+        )?;
+        Ok(AccessCode {
+            description,
+            ..code
+        })
+    })
+}
+
+/// Enables or disables a code. An expired code cannot be enabled again: it needs replacing.
+pub fn set_enabled(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    actor: &Actor,
+    key_id: &str,
+    code_id: &str,
+    enabled: bool,
+) -> Result<AccessCode, AppError> {
+    access.require_owner()?;
+    db::write_transaction(conn, |conn| {
+        let key = own_key(conn, access, key_id)?;
+        let code = find(conn, &key.id, code_id)?;
+        if enabled && code.is_expired_at(db::now()) {
+            return Err(AppError::conflict(
+                "This access code has expired and cannot be enabled again. Create a new access code instead.",
+            ));
+        }
+        if code.enabled != enabled {
+            diesel::update(access_codes::table.find(&code.id))
+                .set(access_codes::enabled.eq(enabled))
+                .execute(conn)?;
+            let action = if enabled {
+                "access_code.enabled"
+            } else {
+                "access_code.disabled"
+            };
+            AuditEvent::record(
+                conn,
+                actor,
+                Some(&access.account.id),
+                action,
+                &code.id,
+                &format!("key {}", key.id),
+            )?;
+        }
+        Ok(AccessCode { enabled, ..code })
+    })
+}
+
+/// Deletes a code, which must be disabled (or expired) first so that deleting is never the first click.
+pub fn delete(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    actor: &Actor,
+    key_id: &str,
+    code_id: &str,
+) -> Result<AccessCode, AppError> {
+    access.require_owner()?;
+    db::write_transaction(conn, |conn| {
+        let key = own_key(conn, access, key_id)?;
+        let code = find(conn, &key.id, code_id)?;
+        if code.enabled && !code.is_expired_at(db::now()) {
+            return Err(AppError::conflict(
+                "Disable this access code before deleting it. Deleting cannot be undone, and every service using the code stops working.",
+            ));
+        }
+        diesel::delete(access_codes::table.find(&code.id)).execute(conn)?;
+        AuditEvent::record(
+            conn,
+            actor,
+            Some(&access.account.id),
+            "access_code.deleted",
+            &code.id,
+            &format!(
+                "key {}; description: {}",
+                key.id,
+                or_none(&code.description)
+            ),
+        )?;
+        Ok(code)
+    })
+}
+
+/// An account's enabled codes that expire within 30 days (or have expired in the last 30), with their
+/// key, soonest first: the API Keys page's banner.
+pub fn expiring_in_account(
+    conn: &mut DbConn,
+    account_id: &str,
+) -> QueryResult<Vec<(ApiKey, AccessCode)>> {
+    let now = db::now();
+    api_keys_table::table
+        .inner_join(access_codes::table)
+        .filter(api_keys_table::account_id.eq(account_id))
+        .filter(access_codes::enabled.eq(true))
+        .filter(access_codes::expires_at.le(now + EXPIRY_WARNING))
+        .filter(access_codes::expires_at.gt(now - EXPIRY_WARNING))
+        .order(access_codes::expires_at.asc())
+        .limit(20)
+        .select((ApiKey::as_select(), AccessCode::as_select()))
+        .load(conn)
+}
