@@ -140,6 +140,7 @@ fn main() {
         public_url: "http://127.0.0.1".into(),
         trust_proxy: false,
         policy_catalogue: None,
+        key_material: Default::default(),
     };
     let account = seed(&settings);
     breakdown(&settings, &account);

@@ -492,6 +492,9 @@ pub struct KeyDetails {
     pub tags: HashMap<String, Vec<String>>,
     pub policies: HashMap<String, Vec<HeldPolicy>>,
     pub code_counts: HashMap<String, i64>,
+    /// Keys with an enabled code expiring within 30 days (or expired): days left on the soonest
+    /// (negative once expired).
+    pub expiring: HashMap<String, i64>,
     /// Linked keys only, by the linking key's id.
     pub sources: HashMap<String, LinkSource>,
 }
@@ -528,12 +531,25 @@ pub fn details_of(conn: &mut DbConn, keys: &[ApiKey]) -> QueryResult<KeyDetails>
             .or_default()
             .push(HeldPolicy { name, retired });
     }
-    let counts: Vec<(String, i64)> = access_codes::table
+    // At most two codes per key: loading them is as cheap as counting, and tells expiry too.
+    let codes: Vec<(String, bool, PrimitiveDateTime)> = access_codes::table
         .filter(access_codes::api_key_id.eq_any(&ids))
-        .group_by(access_codes::api_key_id)
-        .select((access_codes::api_key_id, diesel::dsl::count_star()))
+        .select((
+            access_codes::api_key_id,
+            access_codes::enabled,
+            access_codes::expires_at,
+        ))
         .load(conn)?;
-    details.code_counts.extend(counts);
+    let now = db::now();
+    for (key, enabled, expires_at) in codes {
+        *details.code_counts.entry(key.clone()).or_default() += 1;
+        let left = expires_at - now;
+        if enabled && left <= crate::access_codes::EXPIRY_WARNING {
+            let days = left.whole_days();
+            let soonest = details.expiring.entry(key).or_insert(days);
+            *soonest = (*soonest).min(days);
+        }
+    }
     let linked: Vec<&str> = keys
         .iter()
         .filter_map(|k| k.linked_key_id.as_deref())

@@ -112,6 +112,7 @@ impl Cli {
             database_url,
             data_dir: self.db.data_dir.clone(),
             policy_catalogue: self.db.policy_catalogue.clone(),
+            key_material: crate::keystore::KeyMaterialSource::from_env(),
         }
     }
 }

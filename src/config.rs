@@ -9,9 +9,13 @@
 //! | `BMS_PUBLIC_URL`       | `--public-url`    | `http://<bind>`           | URL users reach; `https://` makes cookies `Secure` with the `__Host-` prefix |
 //! | `BMS_TRUST_PROXY`      | `--trust-proxy`   | off                       | take the client IP from `X-Forwarded-For` (only behind your own proxy) |
 //! | `BMS_POLICY_CATALOGUE` | `--policy-catalogue` | the embedded one    | a policy catalogue TOML file to use instead |
+//! | `BMS_MASTER_KEY`       | (environment only) | `<data dir>/key-material.toml` | 32 bytes, base64: seals access-code secrets |
+//! | `BMS_PEPPER`           | (environment only) | (the same file)   | 32 bytes, base64: keys the secrets' digests |
 //! | `RUST_LOG`             |                   | `info`                    | log filter (tracing `EnvFilter` syntax)   |
 
 use std::path::PathBuf;
+
+use crate::keystore::KeyMaterialSource;
 
 /// Everything the application needs to start; built by the CLI or directly by the tests.
 #[derive(Debug, Clone)]
@@ -24,6 +28,8 @@ pub struct Settings {
     pub trust_proxy: bool,
     /// A policy catalogue file replacing the embedded one.
     pub policy_catalogue: Option<PathBuf>,
+    /// Key material given in the environment; otherwise the key file in the data directory is used.
+    pub key_material: KeyMaterialSource,
 }
 
 impl Settings {

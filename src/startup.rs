@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::error::AppError;
+use crate::keystore;
 use crate::policies::Catalogue;
 use crate::sessions::{self, Session};
 use crate::users::User;
@@ -34,6 +35,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    KeyMaterial(#[from] crate::keystore::KeyError),
     #[error(transparent)]
     Catalogue(#[from] crate::policies::CatalogueError),
     #[error("cannot read the database: {0}")]
@@ -88,10 +91,11 @@ impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = open_database(&settings)?;
         let catalogue = Catalogue::load(settings.policy_catalogue.as_deref())?;
-        let no_users = {
+        let (no_users, keys) = {
             let mut conn = pool.get().map_err(db::SetupError::from)?;
             catalogue.sync(&mut conn)?;
-            User::count(&mut conn)? == 0
+            let keys = keystore::load(&mut conn, &settings.data_dir, &settings.key_material)?;
+            (User::count(&mut conn)? == 0, keys)
         };
         let setup_token = no_users.then(sessions::new_token);
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -106,7 +110,7 @@ impl Application {
             })?
             .port();
         let workers = settings.workers;
-        let state = AppState::new(settings, pool, setup_token, catalogue);
+        let state = AppState::new(settings, pool, setup_token, catalogue, keys);
         let data = crate::web::State::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()

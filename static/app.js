@@ -104,3 +104,19 @@ for (const picker of document.querySelectorAll("[data-policy-picker]")) {
   // Focus goes back to the button that opened the dialog (Escape closes it natively).
   dialog.addEventListener("close", () => open.focus());
 }
+
+// The secret view: the secret (and the lines that contain it) stay blurred until "Reveal"; copying works
+// either way. Without JavaScript the secret is simply shown.
+const secret = document.querySelector("[data-secret]");
+const reveal = document.querySelector("[data-reveal]");
+if (secret && reveal) {
+  const masked = [secret, ...document.querySelectorAll("[data-secret-text]")];
+  const setMasked = (on) => {
+    for (const el of masked) el.classList.toggle(el === secret ? "masked" : "masked-text", on);
+    reveal.textContent = on ? "Reveal" : "Hide";
+    reveal.setAttribute("aria-pressed", on ? "false" : "true");
+  };
+  reveal.hidden = false;
+  setMasked(true);
+  reveal.addEventListener("click", () => setMasked(!secret.classList.contains("masked")));
+}

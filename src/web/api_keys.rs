@@ -31,12 +31,14 @@ pub struct KeyView {
     pub origin: String,
     pub source_deleted: bool,
     pub code_count: i64,
+    /// Days left on the soonest-expiring enabled code, when within 30 days.
+    pub expiring_in: Option<i64>,
     pub created: String,
     pub last_used: String,
 }
 
 impl KeyView {
-    fn new(key: &ApiKey, details: &KeyDetails, urls: &AccountUrls) -> Self {
+    pub fn new(key: &ApiKey, details: &KeyDetails, urls: &AccountUrls) -> Self {
         let (origin, source_deleted) = match details.sources.get(&key.id) {
             None => ("Own key".to_owned(), false),
             Some(LinkSource::Key { account_name, .. }) => {
@@ -54,6 +56,7 @@ impl KeyView {
             origin,
             source_deleted,
             code_count: details.code_counts.get(&key.id).copied().unwrap_or(0),
+            expiring_in: details.expiring.get(&key.id).copied(),
             created: display::datetime(&key.created_at),
             last_used: display::datetime_or_never(&key.last_used_at),
         }
@@ -78,10 +81,18 @@ pub struct ListQuery {
     page: String,
 }
 
+/// A line of the "access codes expire soon" banner.
+pub struct ExpiringView {
+    pub key_name: String,
+    pub url: String,
+    pub when: String,
+}
+
 #[derive(Template)]
 #[template(path = "api_keys/list.html")]
 struct ListPage {
     layout: Layout,
+    expiring: Vec<ExpiringView>,
     keys: Vec<KeyView>,
     q: String,
     tag: String,
@@ -150,14 +161,15 @@ pub async fn list_api_keys(
     let user = who.user.clone();
     let account_id = path.into_inner();
     let list_filter = filter.clone();
-    let (access, page, tags, has_any) = state
+    let (access, page, tags, has_any, expiring) = state
         .db
         .run(move |conn| {
             let access = AccountAccess::load(conn, &user, &account_id)?;
             let page = api_keys::list_for_account(conn, &access.account.id, &list_filter)?;
             let tags = api_keys::tags_in_account(conn, &access.account.id)?;
             let has_any = page.total > 0 || api_keys::account_has_keys(conn, &access.account.id)?;
-            Ok((access, page, tags, has_any))
+            let expiring = crate::access_codes::expiring_in_account(conn, &access.account.id)?;
+            Ok((access, page, tags, has_any, expiring))
         })
         .await?;
     let urls = AccountUrls::new(&access.account.id);
@@ -165,6 +177,23 @@ pub async fn list_api_keys(
         .keys
         .iter()
         .map(|k| KeyView::new(k, &page.details, &urls))
+        .collect();
+    let now = crate::db::now();
+    let expiring = expiring
+        .iter()
+        .map(|(key, code)| ExpiringView {
+            key_name: key.name.clone(),
+            url: urls.access_codes(&key.id),
+            when: match (code.expires_at - now).whole_days() {
+                d if d < 0 => format!("a code expired on {}", display::date(&code.expires_at)),
+                0 => "a code expires today".to_owned(),
+                1 => "a code expires tomorrow".to_owned(),
+                d => format!(
+                    "a code expires in {d} days ({})",
+                    display::date(&code.expires_at)
+                ),
+            },
+        })
         .collect();
     html(&ListPage {
         layout: Layout::account(
@@ -175,6 +204,7 @@ pub async fn list_api_keys(
             Nav::ApiKeys,
             Flash::take(&req),
         ),
+        expiring,
         keys,
         prev_url: (page.page > 1).then(|| list_url(&urls, &filter.q, &filter.tag, page.page - 1)),
         next_url: (page.page < page.pages)

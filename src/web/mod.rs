@@ -1,6 +1,7 @@
 //! The HTTP side: the route table, the shared state, and the handlers (one module per resource).
 //! Handlers extract, call the domain, and render or redirect — nothing else.
 
+pub mod access_codes;
 pub mod api_keys;
 pub mod assets;
 pub mod audit;
@@ -25,6 +26,7 @@ use crate::config::Settings;
 use crate::db::{DbConn, Pool};
 use crate::error::AppError;
 use crate::policies::Catalogue;
+use crate::secrets::KeyMaterial;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -35,6 +37,8 @@ pub struct AppState {
     pub assets: assets::AssetUrls,
     /// The policy and API catalogue in force (already synced into the database).
     pub catalogue: Catalogue,
+    /// The key material sealing and digesting access-code secrets.
+    pub keys: KeyMaterial,
 }
 
 /// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
@@ -68,6 +72,7 @@ impl AppState {
         pool: Pool,
         setup_token: Option<String>,
         catalogue: Catalogue,
+        keys: KeyMaterial,
     ) -> Arc<Self> {
         Arc::new(Self {
             db: Db { pool },
@@ -76,6 +81,7 @@ impl AppState {
             setup: setup::SetupLink::new(setup_token),
             assets: assets::AssetUrls::compute(),
             catalogue,
+            keys,
         })
     }
 }
@@ -83,6 +89,7 @@ impl AppState {
 /// The route table: every URL the binary answers, in the order of DESIGN.md.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     const KEYS: &str = "/accounts/{acc}/permissions/api-keys";
+    const CODE: &str = "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}";
     cfg.service(
         web::resource("/login")
             .get(auth::show_login)
@@ -111,6 +118,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(format!("{KEYS}/{{key}}/delete"))
             .get(api_keys::confirm_delete_api_key)
             .post(api_keys::delete_api_key),
+    )
+    .service(
+        web::resource(format!("{KEYS}/{{key}}/access-codes"))
+            .get(access_codes::list_access_codes)
+            .post(access_codes::create_access_code),
+    )
+    .service(web::resource(CODE).post(access_codes::update_access_code))
+    .service(web::resource(format!("{CODE}/secret")).get(access_codes::show_secret))
+    .service(web::resource(format!("{CODE}/download")).get(access_codes::download_secret))
+    .service(web::resource(format!("{CODE}/enabled")).post(access_codes::set_access_code_enabled))
+    .service(
+        web::resource(format!("{CODE}/delete"))
+            .get(access_codes::confirm_delete_access_code)
+            .post(access_codes::delete_access_code),
     )
     .service(web::resource("/accounts/{acc}/audit").get(audit::list_audit_events))
     .service(web::resource("/docs/apis").get(docs::list_apis))

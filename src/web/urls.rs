@@ -34,6 +34,10 @@ impl AccountUrls {
         format!("{}/{key_id}/access-codes", self.api_keys())
     }
 
+    pub fn access_code(&self, key_id: &str, code_id: &str) -> String {
+        format!("{}/{code_id}", self.access_codes(key_id))
+    }
+
     pub fn audit(&self) -> String {
         format!("/accounts/{}/audit", self.account_id)
     }

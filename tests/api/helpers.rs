@@ -137,6 +137,7 @@ impl TestApp {
             public_url: "http://127.0.0.1".to_owned(),
             trust_proxy: false,
             policy_catalogue: None,
+            key_material: Default::default(),
         };
         adjust(&mut settings);
         let app = Application::build(settings).expect("the application starts");
@@ -488,4 +489,48 @@ pub fn audit_actions(app: &TestApp, account_id: &str) -> Vec<(String, bool, Stri
         .into_iter()
         .map(|e| (e.action, e.actor_is_staff, e.details))
         .collect()
+}
+
+impl Browser {
+    /// Creates an access code through the tab's form; returns its id and secret (read from the secret
+    /// view it redirects to).
+    pub async fn create_code(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        description: &str,
+    ) -> (String, String) {
+        let tab = format!("/accounts/{account_id}/permissions/api-keys/{key_id}/access-codes");
+        let csrf = self.csrf_token_of(&tab).await;
+        let res = self
+            .post_form(&tab, &[("csrf_token", &csrf), ("description", description)])
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "create code: {}",
+            res.body
+        );
+        let location = res.location().to_owned();
+        let code_id = location
+            .trim_end_matches("/secret")
+            .rsplit('/')
+            .next()
+            .expect("code id")
+            .to_owned();
+        let page = self.get(&location).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        (code_id, secret_in(&page.body))
+    }
+}
+
+/// The secret shown in `<code id="access-code-secret" …>`.
+pub fn secret_in(html: &str) -> String {
+    let start = html
+        .find("id=\"access-code-secret\"")
+        .expect("a secret on the page");
+    let rest = &html[start..];
+    let open = rest.find('>').expect("tag end") + 1;
+    let close = rest.find("</code>").expect("closing tag");
+    rest[open..close].to_owned()
 }

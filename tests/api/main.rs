@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod access_codes;
 mod api_keys;
 mod login;
 mod platform;

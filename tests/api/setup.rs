@@ -124,6 +124,7 @@ async fn no_setup_link_exists_once_a_user_does() {
         public_url: "http://127.0.0.1".to_owned(),
         trust_proxy: false,
         policy_catalogue: None,
+        key_material: Default::default(),
     };
     let second = bms_keys::startup::Application::build(settings).expect("restart");
     assert!(second.state().setup.token().is_none());

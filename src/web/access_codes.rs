@@ -1,0 +1,736 @@
+//! The Access Codes tab of an API key: the codes, creating one, the secret view (reveal, copy, QR,
+//! download), editing the description, the enable switch, and deleting.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::access::AccountAccess;
+use crate::access_codes::{self, AccessCode, Disclosure, RevealRequest, Revealed, Status};
+use crate::api_keys::{self, ApiKey};
+use crate::db;
+use crate::error::{AppError, FieldErrors};
+use crate::web::api_keys::KeyView;
+use crate::web::console::{html, html_with_status};
+use crate::web::display;
+use crate::web::forms::HtmlForm;
+use crate::web::layout::{Layout, Nav};
+use crate::web::session::{Flash, SignedIn, see_other_with_flash};
+use crate::web::urls::AccountUrls;
+use crate::web::{AppState, State};
+
+/// One code as its row shows it.
+pub struct CodeView {
+    pub id: String,
+    pub description: String,
+    pub hint: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub status_detail: String,
+    pub enabled: bool,
+    pub expired: bool,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub secret_url: String,
+    pub update_url: String,
+    pub enabled_url: String,
+    pub delete_url: String,
+}
+
+impl CodeView {
+    fn new(code: &AccessCode, urls: &AccountUrls) -> Self {
+        let now = db::now();
+        let (status, status_class, status_detail) = match code.status_at(now) {
+            Status::Active => ("Active", "success", String::new()),
+            Status::ExpiringSoon(days) => (
+                "Expiring soon",
+                "warning",
+                match days {
+                    0 => "expires today".to_owned(),
+                    1 => "expires in 1 day".to_owned(),
+                    d => format!("expires in {d} days"),
+                },
+            ),
+            Status::Disabled => ("Disabled", "", String::new()),
+            Status::Expired => ("Expired", "danger", String::new()),
+        };
+        let base = urls.access_code(&code.api_key_id, &code.id);
+        Self {
+            id: code.id.clone(),
+            description: code.description.clone(),
+            hint: format!("{}…", code.secret_hint),
+            status,
+            status_class,
+            status_detail,
+            enabled: code.enabled,
+            expired: code.is_expired_at(now),
+            created: display::datetime(&code.created_at),
+            expires: display::datetime(&code.expires_at),
+            last_used: display::datetime_or_never(&code.last_used_at),
+            secret_url: format!("{base}/secret"),
+            update_url: base.clone(),
+            enabled_url: format!("{base}/enabled"),
+            delete_url: format!("{base}/delete"),
+        }
+    }
+
+    /// Deleting is offered only for a disabled or expired code.
+    pub fn deletable(&self) -> bool {
+        !self.enabled || self.expired
+    }
+}
+
+#[derive(Template)]
+#[template(path = "access_codes/list.html")]
+struct CodesPage {
+    layout: Layout,
+    key: KeyView,
+    codes: Vec<CodeView>,
+    description: String,
+    errors: FieldErrors,
+    /// The description being edited when its form came back with a problem: (code id, text).
+    editing: Option<(String, String)>,
+    update_url: String,
+    access_codes_url: String,
+    limit_reached: bool,
+}
+
+impl CodesPage {
+    fn is_editing(&self, code_id: &str) -> bool {
+        self.editing.as_ref().is_some_and(|(id, _)| id == code_id)
+    }
+
+    /// The description shown in a code's edit form: what was typed, if it came back with a problem.
+    fn description_of<'a>(&'a self, code: &'a CodeView) -> &'a str {
+        match &self.editing {
+            Some((id, text)) if *id == code.id => text,
+            _ => &code.description,
+        }
+    }
+}
+
+/// What the tab needs from the database.
+struct TabData {
+    access: AccountAccess,
+    key: ApiKey,
+    details: api_keys::KeyDetails,
+    codes: Vec<AccessCode>,
+}
+
+async fn load_tab(
+    state: &AppState,
+    who: &SignedIn,
+    account_id: String,
+    key_id: String,
+) -> Result<TabData, AppError> {
+    let user = who.user.clone();
+    state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &account_id)?;
+            let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
+            let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
+            let codes = access_codes::list_for_key(conn, &key.id)?;
+            Ok(TabData {
+                access,
+                key,
+                details,
+                codes,
+            })
+        })
+        .await
+}
+
+/// The tab's parts a re-render may fill in.
+#[derive(Default)]
+struct TabState {
+    description: String,
+    errors: FieldErrors,
+    editing: Option<(String, String)>,
+    flash: Option<Flash>,
+}
+
+fn render_tab(
+    state: &AppState,
+    who: &SignedIn,
+    data: TabData,
+    status: StatusCode,
+    tab: TabState,
+) -> Result<HttpResponse, AppError> {
+    let urls = AccountUrls::new(&data.access.account.id);
+    if data.key.is_linked() {
+        // Linked keys have no codes: their page explains why, and the tab is disabled there.
+        return Ok(see_other_with_flash(
+            &urls.api_key(&data.key.id),
+            &Flash::error(
+                "Linked API keys have no access codes of their own: use the access code of the key they link.",
+            ),
+        ));
+    }
+    let key = KeyView::new(&data.key, &data.details, &urls);
+    let codes: Vec<CodeView> = data.codes.iter().map(|c| CodeView::new(c, &urls)).collect();
+    html_with_status(
+        status,
+        &CodesPage {
+            layout: Layout::account(
+                state,
+                who,
+                &data.access,
+                &format!("Access codes of {}", key.name),
+                Nav::ApiKeys,
+                tab.flash,
+            ),
+            limit_reached: codes.len() as i64 >= access_codes::MAX_PER_KEY,
+            update_url: urls.api_key(&key.id),
+            access_codes_url: urls.access_codes(&key.id),
+            key,
+            codes,
+            description: tab.description,
+            errors: tab.errors,
+            editing: tab.editing,
+        },
+    )
+}
+
+/// `GET …/api-keys/{key}/access-codes`
+pub async fn list_access_codes(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (account_id, key_id) = path.into_inner();
+    let data = load_tab(&state, &who, account_id, key_id).await?;
+    let tab = TabState {
+        flash: Flash::take(&req),
+        ..TabState::default()
+    };
+    render_tab(&state, &who, data, StatusCode::OK, tab)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DescriptionForm {
+    csrf_token: String,
+    description: String,
+}
+
+/// Re-renders the tab after a refused change: the form's messages, or the conflict's message on top.
+async fn render_refusal(
+    state: &AppState,
+    who: &SignedIn,
+    account_id: String,
+    key_id: String,
+    error: AppError,
+    mut tab: TabState,
+) -> Result<HttpResponse, AppError> {
+    let status = match error {
+        AppError::Invalid(errors) => {
+            tab.errors = errors;
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        AppError::Conflict(message) => {
+            tab.flash = Some(Flash::error(message));
+            StatusCode::CONFLICT
+        }
+        other => return Err(other),
+    };
+    let data = load_tab(state, who, account_id, key_id).await?;
+    render_tab(state, who, data, status, tab)
+}
+
+/// `POST …/api-keys/{key}/access-codes` (`description`) → 303 to the new code's secret view.
+pub async fn create_access_code(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String)>,
+    HtmlForm(form): HtmlForm<DescriptionForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (account_id, key_id) = path.into_inner();
+    let user = who.user.clone();
+    let ip = who.client_ip.clone();
+    let keys = state.keys.clone();
+    let (acc, key, description) = (account_id.clone(), key_id.clone(), form.description.clone());
+    let result = state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &acc)?;
+            let actor = access.actor(&user, &ip);
+            Ok(access_codes::create(
+                conn,
+                &access,
+                &actor,
+                &keys,
+                &key,
+                &description,
+            ))
+        })
+        .await?;
+    match result {
+        Ok((code, _secret)) => Ok(see_other_with_flash(
+            &format!(
+                "{}/secret",
+                AccountUrls::new(&account_id).access_code(&key_id, &code.id)
+            ),
+            &Flash::success(
+                "Access code created. Copy or download the secret now and keep it safe.",
+            ),
+        )),
+        Err(error) => {
+            let tab = TabState {
+                description: form.description,
+                ..TabState::default()
+            };
+            render_refusal(&state, &who, account_id, key_id, error, tab).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RevealQuery {
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "access_codes/reason.html")]
+struct ReasonPage {
+    layout: Layout,
+    code_id: String,
+    action_url: String,
+    reason: String,
+    errors: FieldErrors,
+    download: bool,
+}
+
+#[derive(Template)]
+#[template(path = "access_codes/secret.html")]
+struct SecretPage {
+    layout: Layout,
+    key: KeyView,
+    code: CodeView,
+    secret: String,
+    header_line: String,
+    example_url: String,
+    qr_svg: String,
+    download_url: String,
+    access_codes_url: String,
+}
+
+/// Reveals (or, for support staff without a reason yet, asks why) — shared by the view and download.
+async fn reveal_or_ask(
+    req: &HttpRequest,
+    state: &AppState,
+    who: &SignedIn,
+    path: (String, String, String),
+    how: Disclosure,
+    reason: String,
+) -> Result<Result<(AccountAccess, Revealed), HttpResponse>, AppError> {
+    let (account_id, key_id, code_id) = path;
+    let user = who.user.clone();
+    let ip = who.client_ip.clone();
+    let keys = state.keys.clone();
+    let asked = reason.clone();
+    let result = state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &account_id)?;
+            let actor = access.actor(&user, &ip);
+            let request = RevealRequest {
+                key_id: &key_id,
+                code_id: &code_id,
+                how,
+                reason: Some(asked.as_str()),
+            };
+            match access_codes::reveal(conn, &access, &actor, &keys, request) {
+                Ok(revealed) => Ok(Ok((access, revealed))),
+                Err(AppError::Invalid(errors)) => Ok(Err((access, key_id, code_id, errors))),
+                Err(other) => Err(other),
+            }
+        })
+        .await?;
+    match result {
+        Ok(done) => Ok(Ok(done)),
+        Err((access, key_id, code_id, errors)) => {
+            let urls = AccountUrls::new(&access.account.id);
+            let base = urls.access_code(&key_id, &code_id);
+            let download = how == Disclosure::Downloaded;
+            let page = ReasonPage {
+                layout: Layout::account(
+                    state,
+                    who,
+                    &access,
+                    "Reason required",
+                    Nav::ApiKeys,
+                    Flash::take(req),
+                ),
+                action_url: if download {
+                    format!("{base}/download")
+                } else {
+                    format!("{base}/secret")
+                },
+                code_id,
+                // A first visit asks without complaining; a blank submission gets the message.
+                errors: if req.query_string().contains("reason=") {
+                    errors
+                } else {
+                    FieldErrors::new()
+                },
+                reason,
+                download,
+            };
+            Ok(Err(html(&page)?))
+        }
+    }
+}
+
+/// The example request URL of the guide's query-string method, for the copy button and the `.txt`.
+fn example_url(state: &AppState, account_id: &str, secret: &str) -> String {
+    format!(
+        "{}/api/v1/accounts/{account_id}/ping?apiKey={secret}",
+        state.settings.public_url
+    )
+}
+
+/// `GET …/access-codes/{code}/secret` — the secret, masked until revealed, with copy buttons, QR code
+/// and download link. Support staff add `?reason=…`.
+pub async fn show_secret(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<RevealQuery>,
+) -> Result<HttpResponse, AppError> {
+    let reason = query.into_inner().reason;
+    let (access, revealed) = match reveal_or_ask(
+        &req,
+        &state,
+        &who,
+        path.into_inner(),
+        Disclosure::Viewed,
+        reason.clone(),
+    )
+    .await?
+    {
+        Ok(done) => done,
+        Err(ask) => return Ok(ask),
+    };
+    let urls = AccountUrls::new(&access.account.id);
+    let details = api_keys::KeyDetails::default();
+    let key = KeyView::new(&revealed.key, &details, &urls);
+    let code = CodeView::new(&revealed.code, &urls);
+    let mut download_url = format!("{}/download", urls.access_code(&key.id, &code.id));
+    if access.via_staff {
+        download_url.push_str(&format!(
+            "?reason={}",
+            percent_encoding::utf8_percent_encode(&reason, percent_encoding::NON_ALPHANUMERIC)
+        ));
+    }
+    let qr_svg = qr_code_svg(&revealed.secret)?;
+    html(&SecretPage {
+        layout: Layout::account(
+            &state,
+            &who,
+            &access,
+            "Access code secret",
+            Nav::ApiKeys,
+            Flash::take(&req),
+        ),
+        header_line: format!("x-api-key: {}", revealed.secret),
+        example_url: example_url(&state, &access.account.id, &revealed.secret),
+        secret: revealed.secret,
+        qr_svg,
+        download_url,
+        access_codes_url: urls.access_codes(&key.id),
+        key,
+        code,
+    })
+}
+
+/// The secret as a QR code, an SVG drawn by `qrcode` (our own markup, from base62 text only).
+fn qr_code_svg(secret: &str) -> Result<String, AppError> {
+    let code = qrcode::QrCode::new(secret.as_bytes()).map_err(AppError::internal)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build())
+}
+
+/// A file name made of the key name and code id, in characters every system accepts.
+fn download_file_name(key_name: &str, code_id: &str) -> String {
+    let mut name: String = key_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(60);
+    let name = name.trim_matches(['-', '.']);
+    let name = if name.is_empty() { "api-key" } else { name };
+    format!("{name}-{code_id}.txt")
+}
+
+/// `GET …/access-codes/{code}/download` — the credentials as a `.txt` attachment.
+pub async fn download_secret(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<RevealQuery>,
+) -> Result<HttpResponse, AppError> {
+    let reason = query.into_inner().reason;
+    let (access, revealed) = match reveal_or_ask(
+        &req,
+        &state,
+        &who,
+        path.into_inner(),
+        Disclosure::Downloaded,
+        reason,
+    )
+    .await?
+    {
+        Ok(done) => done,
+        Err(ask) => return Ok(ask),
+    };
+    let Revealed { key, code, secret } = revealed;
+    let description = if code.description.is_empty() {
+        "(none)"
+    } else {
+        code.description.as_str()
+    };
+    let body = format!(
+        "BMS API access code\n\
+         ===================\n\n\
+         API key:      {key_name} ({key_id})\n\
+         Account:      {account_name} ({account_id})\n\
+         Access code:  {code_id}\n\
+         Description:  {description}\n\
+         Created:      {created}\n\
+         Expires:      {expires}\n\n\
+         Secret:\n{secret}\n\n\
+         How to send it with a request\n\
+         -----------------------------\n\
+         1. In the request header (recommended: headers are not written to server logs or browser history):\n\
+         \x20  x-api-key: {secret}\n\n\
+         2. In the query string, as the apiKey parameter:\n\
+         \x20  {url}\n\n\
+         Keep this file secret: anyone who has it can call the BMS APIs this key's policies allow.\n\
+         The code stops working on its expiry date; create a new one a few weeks before.\n",
+        key_name = key.name,
+        key_id = key.id,
+        account_name = access.account.name,
+        account_id = access.account.id,
+        code_id = code.id,
+        created = display::datetime(&code.created_at),
+        expires = display::datetime(&code.expires_at),
+        url = example_url(&state, &access.account.id, &secret),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(download_file_name(
+                &key.name, &code.id,
+            ))],
+        })
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// `POST …/access-codes/{code}` (`description`)
+pub async fn update_access_code(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    HtmlForm(form): HtmlForm<DescriptionForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (account_id, key_id, code_id) = path.into_inner();
+    let (user, ip) = (who.user.clone(), who.client_ip.clone());
+    let (acc, key, code, description) = (
+        account_id.clone(),
+        key_id.clone(),
+        code_id.clone(),
+        form.description.clone(),
+    );
+    let result = state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &acc)?;
+            let actor = access.actor(&user, &ip);
+            Ok(access_codes::update_description(
+                conn,
+                &access,
+                &actor,
+                &key,
+                &code,
+                &description,
+            ))
+        })
+        .await?;
+    match result {
+        Ok(_) => Ok(see_other_with_flash(
+            &AccountUrls::new(&account_id).access_codes(&key_id),
+            &Flash::success("Description saved."),
+        )),
+        Err(error) => {
+            let tab = TabState {
+                editing: Some((code_id, form.description)),
+                ..TabState::default()
+            };
+            render_refusal(&state, &who, account_id, key_id, error, tab).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EnabledForm {
+    csrf_token: String,
+    enabled: String,
+}
+
+/// `POST …/access-codes/{code}/enabled` (`enabled` = `true` | `false`)
+pub async fn set_access_code_enabled(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    HtmlForm(form): HtmlForm<EnabledForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let enabled = match form.enabled.as_str() {
+        "true" | "on" => true,
+        "false" | "off" => false,
+        _ => {
+            return Err(AppError::bad_request(
+                "The field enabled must be true or false.",
+            ));
+        }
+    };
+    let (account_id, key_id, code_id) = path.into_inner();
+    let (user, ip) = (who.user.clone(), who.client_ip.clone());
+    let (acc, key, code) = (account_id.clone(), key_id.clone(), code_id.clone());
+    let result = state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &acc)?;
+            let actor = access.actor(&user, &ip);
+            Ok(access_codes::set_enabled(
+                conn, &access, &actor, &key, &code, enabled,
+            ))
+        })
+        .await?;
+    match result {
+        Ok(code) => {
+            let message = if code.enabled {
+                "Access code enabled: requests using it are accepted again."
+            } else {
+                "Access code disabled: requests using it are refused from now on."
+            };
+            Ok(see_other_with_flash(
+                &AccountUrls::new(&account_id).access_codes(&key_id),
+                &Flash::success(message),
+            ))
+        }
+        Err(error) => {
+            render_refusal(&state, &who, account_id, key_id, error, TabState::default()).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "access_codes/delete.html")]
+struct DeleteCodePage {
+    layout: Layout,
+    key: KeyView,
+    code: CodeView,
+    access_codes_url: String,
+}
+
+/// `GET …/access-codes/{code}/delete` — the confirmation step (only for a disabled or expired code).
+pub async fn confirm_delete_access_code(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (account_id, key_id, code_id) = path.into_inner();
+    let data = load_tab(&state, &who, account_id.clone(), key_id.clone()).await?;
+    data.access.require_owner()?;
+    let urls = AccountUrls::new(&data.access.account.id);
+    let code = data
+        .codes
+        .iter()
+        .find(|c| c.id == code_id)
+        .ok_or(AppError::NotFound)?;
+    let code = CodeView::new(code, &urls);
+    if !code.deletable() {
+        let tab = TabState::default();
+        return render_refusal(
+            &state,
+            &who,
+            account_id,
+            key_id,
+            AppError::conflict("Disable this access code before deleting it. Deleting cannot be undone, and every service using the code stops working."),
+            tab,
+        )
+        .await;
+    }
+    html(&DeleteCodePage {
+        layout: Layout::account(
+            &state,
+            &who,
+            &data.access,
+            "Delete access code",
+            Nav::ApiKeys,
+            None,
+        ),
+        key: KeyView::new(&data.key, &data.details, &urls),
+        access_codes_url: urls.access_codes(&data.key.id),
+        code,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+/// `POST …/access-codes/{code}/delete` — refused with 409 while the code is enabled.
+pub async fn delete_access_code(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    HtmlForm(form): HtmlForm<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (account_id, key_id, code_id) = path.into_inner();
+    let (user, ip) = (who.user.clone(), who.client_ip.clone());
+    let (acc, key, code) = (account_id.clone(), key_id.clone(), code_id);
+    let result = state
+        .db
+        .run(move |conn| {
+            let access = AccountAccess::load(conn, &user, &acc)?;
+            let actor = access.actor(&user, &ip);
+            Ok(access_codes::delete(conn, &access, &actor, &key, &code))
+        })
+        .await?;
+    match result {
+        Ok(_) => Ok(see_other_with_flash(
+            &AccountUrls::new(&account_id).access_codes(&key_id),
+            &Flash::success("Access code deleted. Services that used it can no longer connect."),
+        )),
+        Err(error) => {
+            render_refusal(&state, &who, account_id, key_id, error, TabState::default()).await
+        }
+    }
+}
