@@ -57,7 +57,7 @@ impl KeyView {
             source_deleted,
             code_count: details.code_counts.get(&key.id).copied().unwrap_or(0),
             expiring_in: details.expiring.get(&key.id).copied(),
-            created: display::datetime(&key.created_at),
+            created: display::date(&key.created_at),
             last_used: display::datetime_or_never(&key.last_used_at),
         }
     }
