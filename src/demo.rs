@@ -1,31 +1,42 @@
-//! `bms-keys demo`: an account with an owner, a viewer and a support staff user, to click through.
-//! Run it again to get fresh passwords.
+//! `bms-keys demo`: an account with an owner, a viewer and a support staff user, API keys with access
+//! codes, and a partner account that links one of them — to click through. Run it again to get fresh
+//! passwords (keys and codes are created only once).
 
+use crate::access::AccountAccess;
+use crate::api_keys::{self, KeyInput};
 use crate::config::Settings;
+use crate::error::AppError;
 use crate::ids;
+use crate::keystore;
 use crate::onboarding::{self, NewMember};
+use crate::policies::Catalogue;
 use crate::startup;
 use crate::users::{Role, User};
+use crate::{access_codes, db::DbConn};
 
 /// The demo account's name.
 pub const ACCOUNT: &str = "Acme Demo";
+const PARTNER: &str = "Partner Agency";
 
 pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     let pool = startup::open_database(settings)?;
     let mut conn = pool.get()?;
+    Catalogue::load(settings.policy_catalogue.as_deref())?.sync(&mut conn)?;
+    let keys = keystore::load(&mut conn, &settings.data_dir, &settings.key_material)?;
     let people = [
-        ("owner@demo.example", "Olivia Owner", Role::Owner, false),
-        ("viewer@demo.example", "Victor Viewer", Role::Viewer, false),
-        ("support@demo.example", "Sam Support", Role::Viewer, true),
+        ("owner@demo.example", "Olivia Owner", ACCOUNT, Role::Owner, false),
+        ("viewer@demo.example", "Victor Viewer", ACCOUNT, Role::Viewer, false),
+        ("support@demo.example", "Sam Support", "BMS Support", Role::Owner, true),
+        ("partner@demo.example", "Pat Partner", PARTNER, Role::Owner, false),
     ];
-    println!("Demo account \"{ACCOUNT}\":");
-    for (email, name, role, is_staff) in people {
+    println!("Demo users (sign in at {}/login):", settings.public_url);
+    for (email, name, account, role, is_staff) in people {
         let password = ids::random_base62(16);
         let new = NewMember {
             email: email.to_owned(),
             display_name: name.to_owned(),
             password: password.clone(),
-            account_name: ACCOUNT.to_owned(),
+            account_name: account.to_owned(),
             role: Some(role),
             is_staff,
         };
@@ -33,16 +44,46 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         if !added.created_user {
             User::set_password(&mut conn, &added.user.id, &password).map_err(|e| e.to_string())?;
         }
-        let what = if is_staff {
-            "support staff"
-        } else {
-            role.as_str()
-        };
+        let what = if is_staff { "support staff".to_owned() } else { format!("{} of {account}", role.as_str()) };
         println!("  {email:<24} password {password}   ({what})");
     }
-    println!(
-        "Start the server with `bms-keys serve` and sign in at {}/login",
-        settings.public_url
-    );
+    if let Some((secret, account_id)) = create_keys(&mut conn, &keys).map_err(|e| e.to_string())? {
+        println!("\nA demo access code (key \"Reporting dashboard\", policy metrics.read):\n  {secret}");
+        println!("Try it once the server runs:");
+        println!("  curl -H 'x-api-key: {secret}' {}/api/v1/accounts/{account_id}/metrics", settings.public_url);
+    }
     Ok(())
+}
+
+/// Creates the demo keys once; returns a code's secret and its account the first time.
+fn create_keys(conn: &mut DbConn, keys: &crate::secrets::KeyMaterial) -> Result<Option<(String, String)>, AppError> {
+    let owner = User::find_by_email(conn, "owner@demo.example")?.ok_or(AppError::NotFound)?;
+    let acme = crate::accounts::Account::find_by_name(conn, ACCOUNT)?.ok_or(AppError::NotFound)?;
+    if api_keys::account_has_keys(conn, &acme.id)? {
+        return Ok(None);
+    }
+    let access = AccountAccess::load(conn, &owner, &acme.id)?;
+    let actor = access.actor(&owner, "demo");
+    let key = |name: &str, tags: &str, policies: &[&str]| KeyInput {
+        name: name.to_owned(),
+        tags: tags.to_owned(),
+        policies: policies.iter().map(|p| (*p).to_owned()).collect(),
+        linked_key_id: String::new(),
+    };
+    let zapier = api_keys::create(conn, &access, &actor, &key("Zapier — ads from Drive", "zapier, prod", &["ads.write", "drive-files.read"]))?;
+    access_codes::create(conn, &access, &actor, keys, &zapier.id, "Zapier production")?;
+    let reporting = api_keys::create(conn, &access, &actor, &key("Reporting dashboard", "reporting", &["metrics.read"]))?;
+    let (_, secret) = access_codes::create(conn, &access, &actor, keys, &reporting.id, "Grafana")?;
+    api_keys::create(conn, &access, &actor, &key("Not used yet", "", &[]))?;
+
+    let partner = User::find_by_email(conn, "partner@demo.example")?.ok_or(AppError::NotFound)?;
+    let agency = crate::accounts::Account::find_by_name(conn, PARTNER)?.ok_or(AppError::NotFound)?;
+    let partner_access = AccountAccess::load(conn, &partner, &agency.id)?;
+    let partner_actor = partner_access.actor(&partner, "demo");
+    let link = KeyInput {
+        linked_key_id: reporting.id.clone(),
+        ..key("Acme's reporting key", "acme", &["metrics.read"])
+    };
+    api_keys::link(conn, &partner_access, &partner_actor, &link)?;
+    Ok(Some((secret, acme.id)))
 }
