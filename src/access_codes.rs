@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::ids::{self, IdKind};
 use crate::schema::{access_codes, api_keys as api_keys_table};
 use crate::secrets::{self, KeyMaterial};
+use crate::verify::revocation;
 
 /// Codes an API key may have at once; the database holds it (`UNIQUE(api_key_id, slot)`, slot 1 or 2).
 pub const MAX_PER_KEY: i64 = 2;
@@ -219,6 +220,7 @@ pub fn create(
                 ),
             )
             .map_err(|e| Attempt::Failed(e.into()))?;
+            revocation::publish(conn, &[&key.id]).map_err(|e| Attempt::Failed(e.into()))?;
             Ok((code, secret))
         });
         match attempt {
@@ -381,6 +383,7 @@ pub fn set_enabled(
                 &format!("key {}", key.id),
             )?;
         }
+        revocation::publish(conn, &[&key.id])?;
         Ok(AccessCode { enabled, ..code })
     })
 }
@@ -415,6 +418,7 @@ pub fn delete(
                 or_none(&code.description)
             ),
         )?;
+        revocation::publish(conn, &[&key.id])?;
         Ok(code)
     })
 }

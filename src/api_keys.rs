@@ -13,6 +13,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::ids::{self, IdKind};
 use crate::policies::Policy;
 use crate::schema::{access_codes, accounts, api_key_policies, api_key_tags, api_keys, policies};
+use crate::verify::revocation;
 
 pub const MAX_NAME_LEN: usize = 100;
 pub const MAX_TAGS: usize = 20;
@@ -60,6 +61,14 @@ impl ApiKey {
 
     pub fn is_linked(&self) -> bool {
         self.kind() == Kind::Linked
+    }
+
+    /// The keys whose cached grants a change to this key can alter: itself, and for a link the key
+    /// it links (whose cache entries list the links to it).
+    pub fn affected_key_ids(&self) -> Vec<&str> {
+        std::iter::once(self.id.as_str())
+            .chain(self.linked_key_id.as_deref())
+            .collect()
     }
 }
 
@@ -324,6 +333,7 @@ pub fn link(
             &key.id,
             &format!("links {}; {}", source.id, summary(&valid)),
         )?;
+        revocation::publish(conn, &key.affected_key_ids())?;
         Ok(key)
     })
 }
@@ -412,6 +422,7 @@ pub fn update(
             &key.id,
             &format!("before: {} → after: {}", summary(&old), summary(&valid)),
         )?;
+        revocation::publish(conn, &key.affected_key_ids())?;
         Ok(ApiKey {
             name: valid.name,
             updated_at: now,
@@ -447,6 +458,7 @@ pub fn delete(
                 key.name, codes
             ),
         )?;
+        revocation::publish(conn, &key.affected_key_ids())?;
         Ok(key)
     })
 }

@@ -199,3 +199,15 @@ pub fn contains_pattern(needle: &str) -> String {
     pattern.push('%');
     pattern
 }
+
+/// A stored timestamp (UTC by convention) as RFC 3339 text, e.g. `2026-11-27T07:31:00.123456Z`.
+pub fn rfc3339(t: &PrimitiveDateTime) -> String {
+    t.assume_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `#[serde(serialize_with = "crate::db::serialize_utc")]` for stored timestamps in JSON.
+pub fn serialize_utc<S: serde::Serializer>(t: &PrimitiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(t))
+}

@@ -24,10 +24,34 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     Catalogue::load(settings.policy_catalogue.as_deref())?.sync(&mut conn)?;
     let keys = keystore::load(&mut conn, &settings.data_dir, &settings.key_material)?;
     let people = [
-        ("owner@demo.example", "Olivia Owner", ACCOUNT, Role::Owner, false),
-        ("viewer@demo.example", "Victor Viewer", ACCOUNT, Role::Viewer, false),
-        ("support@demo.example", "Sam Support", "BMS Support", Role::Owner, true),
-        ("partner@demo.example", "Pat Partner", PARTNER, Role::Owner, false),
+        (
+            "owner@demo.example",
+            "Olivia Owner",
+            ACCOUNT,
+            Role::Owner,
+            false,
+        ),
+        (
+            "viewer@demo.example",
+            "Victor Viewer",
+            ACCOUNT,
+            Role::Viewer,
+            false,
+        ),
+        (
+            "support@demo.example",
+            "Sam Support",
+            "BMS Support",
+            Role::Owner,
+            true,
+        ),
+        (
+            "partner@demo.example",
+            "Pat Partner",
+            PARTNER,
+            Role::Owner,
+            false,
+        ),
     ];
     println!("Demo users (sign in at {}/login):", settings.public_url);
     for (email, name, account, role, is_staff) in people {
@@ -44,19 +68,31 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         if !added.created_user {
             User::set_password(&mut conn, &added.user.id, &password).map_err(|e| e.to_string())?;
         }
-        let what = if is_staff { "support staff".to_owned() } else { format!("{} of {account}", role.as_str()) };
+        let what = if is_staff {
+            "support staff".to_owned()
+        } else {
+            format!("{} of {account}", role.as_str())
+        };
         println!("  {email:<24} password {password}   ({what})");
     }
     if let Some((secret, account_id)) = create_keys(&mut conn, &keys).map_err(|e| e.to_string())? {
-        println!("\nA demo access code (key \"Reporting dashboard\", policy metrics.read):\n  {secret}");
+        println!(
+            "\nA demo access code (key \"Reporting dashboard\", policy metrics.read):\n  {secret}"
+        );
         println!("Try it once the server runs:");
-        println!("  curl -H 'x-api-key: {secret}' {}/api/v1/accounts/{account_id}/metrics", settings.public_url);
+        println!(
+            "  curl -H 'x-api-key: {secret}' {}/api/v1/accounts/{account_id}/metrics",
+            settings.public_url
+        );
     }
     Ok(())
 }
 
 /// Creates the demo keys once; returns a code's secret and its account the first time.
-fn create_keys(conn: &mut DbConn, keys: &crate::secrets::KeyMaterial) -> Result<Option<(String, String)>, AppError> {
+fn create_keys(
+    conn: &mut DbConn,
+    keys: &crate::secrets::KeyMaterial,
+) -> Result<Option<(String, String)>, AppError> {
     let owner = User::find_by_email(conn, "owner@demo.example")?.ok_or(AppError::NotFound)?;
     let acme = crate::accounts::Account::find_by_name(conn, ACCOUNT)?.ok_or(AppError::NotFound)?;
     if api_keys::account_has_keys(conn, &acme.id)? {
@@ -70,14 +106,29 @@ fn create_keys(conn: &mut DbConn, keys: &crate::secrets::KeyMaterial) -> Result<
         policies: policies.iter().map(|p| (*p).to_owned()).collect(),
         linked_key_id: String::new(),
     };
-    let zapier = api_keys::create(conn, &access, &actor, &key("Zapier — ads from Drive", "zapier, prod", &["ads.write", "drive-files.read"]))?;
+    let zapier = api_keys::create(
+        conn,
+        &access,
+        &actor,
+        &key(
+            "Zapier — ads from Drive",
+            "zapier, prod",
+            &["ads.write", "drive-files.read"],
+        ),
+    )?;
     access_codes::create(conn, &access, &actor, keys, &zapier.id, "Zapier production")?;
-    let reporting = api_keys::create(conn, &access, &actor, &key("Reporting dashboard", "reporting", &["metrics.read"]))?;
+    let reporting = api_keys::create(
+        conn,
+        &access,
+        &actor,
+        &key("Reporting dashboard", "reporting", &["metrics.read"]),
+    )?;
     let (_, secret) = access_codes::create(conn, &access, &actor, keys, &reporting.id, "Grafana")?;
     api_keys::create(conn, &access, &actor, &key("Not used yet", "", &[]))?;
 
     let partner = User::find_by_email(conn, "partner@demo.example")?.ok_or(AppError::NotFound)?;
-    let agency = crate::accounts::Account::find_by_name(conn, PARTNER)?.ok_or(AppError::NotFound)?;
+    let agency =
+        crate::accounts::Account::find_by_name(conn, PARTNER)?.ok_or(AppError::NotFound)?;
     let partner_access = AccountAccess::load(conn, &partner, &agency.id)?;
     let partner_actor = partner_access.actor(&partner, "demo");
     let link = KeyInput {

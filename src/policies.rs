@@ -119,6 +119,17 @@ impl Catalogue {
         }
     }
 
+    /// Each policy's name with its parsed rules, for naming the policies that would allow a request.
+    pub fn compiled_rules(&self) -> Vec<(String, Vec<Rule>)> {
+        self.policies
+            .iter()
+            .map(|p| {
+                let rules = p.rules.iter().filter_map(|r| Rule::parse(r).ok()).collect();
+                (p.name.clone(), rules)
+            })
+            .collect()
+    }
+
     /// Each policy's name, description and rules, in catalogue order.
     pub fn policy_entries(&self) -> impl Iterator<Item = (&str, &str, &[String])> {
         self.policies

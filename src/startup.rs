@@ -111,6 +111,12 @@ impl Application {
             .port();
         let workers = settings.workers;
         let state = AppState::new(settings, pool, setup_token, catalogue, keys);
+        if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
+            crate::verify::revocation::spawn_listener(
+                state.settings.database_url.clone(),
+                std::sync::Arc::downgrade(&state.verifier),
+            );
+        }
         let data = crate::web::State::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -164,8 +170,17 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the process is told to stop, sweeping expired sessions in the background.
+    /// Serves until the process is told to stop, sweeping expired sessions and writing usage in the
+    /// background; pending usage is written once more at shutdown.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let flusher = self.state.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = actix_web::rt::time::interval(crate::usage::FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                flush_usage(&flusher).await;
+            }
+        });
         let db = self.state.db.clone();
         actix_web::rt::spawn(async move {
             let mut every = actix_web::rt::time::interval(Duration::from_secs(600));
@@ -178,6 +193,37 @@ impl Application {
                 }
             }
         });
-        self.server.await
+        let result = self.server.await;
+        flush_usage(&self.state).await;
+        result
+    }
+}
+
+/// Writes the usage counted since the last flush; on failure keeps it for the next try.
+async fn flush_usage(state: &Arc<AppState>) {
+    let batch = state.verifier.usage.take();
+    if batch.is_empty() {
+        return;
+    }
+    let verifier = state.verifier.clone();
+    let pool = state.db.pool.clone();
+    let result = actix_web::web::block(move || {
+        let written = pool
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| crate::usage::flush(&mut conn, &batch).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                verifier.usage.restore(batch);
+                Err(e)
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("usage not written yet, will retry: {e}"),
+        Err(e) => tracing::warn!("usage flush did not run: {e}"),
     }
 }

@@ -3,7 +3,9 @@
 //! without a database write per failed attempt.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most keys tracked at once; past this, expired entries are dropped, then the oldest.
@@ -11,10 +13,13 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// Refuses a key after `max_failures` failures within `window`, until the window has passed.
 #[derive(Debug)]
-pub struct FailureThrottle {
+pub struct FailureThrottle<K = String> {
     max_failures: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<K, Entry>>,
+    /// How many keys are tracked: lets `check` skip the lock entirely while nobody is failing (the
+    /// verification hot path calls it on every request).
+    tracked: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -23,16 +28,17 @@ struct Entry {
     window_start: Instant,
 }
 
-impl FailureThrottle {
+impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
             max_failures,
             window,
             entries: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry>> {
         // A panic while holding this lock leaves only counters behind: keep using them.
         self.entries
             .lock()
@@ -40,7 +46,14 @@ impl FailureThrottle {
     }
 
     /// `Err(wait)` when the key is locked out, with how long until it may try again.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
+    pub fn check<Q>(&self, key: &Q) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let now = Instant::now();
         match self.lock().get(key) {
             Some(e) if e.failures >= self.max_failures => {
@@ -56,7 +69,11 @@ impl FailureThrottle {
     }
 
     /// Counts one failure for the key.
-    pub fn record_failure(&self, key: &str) {
+    pub fn record_failure<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let now = Instant::now();
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
@@ -68,7 +85,7 @@ impl FailureThrottle {
                     .min_by_key(|(_, e)| e.window_start)
                     .map(|(k, _)| k.clone())
             {
-                entries.remove(&oldest);
+                entries.remove::<K>(&oldest);
             }
         }
         let entry = entries.entry(key.to_owned()).or_insert(Entry {
@@ -82,11 +99,18 @@ impl FailureThrottle {
             };
         }
         entry.failures = entry.failures.saturating_add(1);
+        self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 
     /// Forgets the key's failures (after a success).
-    pub fn reset(&self, key: &str) {
-        self.lock().remove(key);
+    pub fn reset<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut entries = self.lock();
+        entries.remove(key);
+        self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 }
 
@@ -96,7 +120,7 @@ mod tests {
 
     #[test]
     fn locks_after_the_limit_and_unlocks_after_the_window() {
-        let t = FailureThrottle::new(3, Duration::from_millis(200));
+        let t: FailureThrottle = FailureThrottle::new(3, Duration::from_millis(200));
         for _ in 0..3 {
             assert!(t.check("a").is_ok());
             t.record_failure("a");
@@ -109,7 +133,7 @@ mod tests {
 
     #[test]
     fn reset_forgets_failures() {
-        let t = FailureThrottle::new(1, Duration::from_secs(60));
+        let t: FailureThrottle = FailureThrottle::new(1, Duration::from_secs(60));
         t.record_failure("a");
         assert!(t.check("a").is_err());
         t.reset("a");

@@ -271,15 +271,18 @@ pub async fn create_access_code(
         })
         .await?;
     match result {
-        Ok((code, _secret)) => Ok(see_other_with_flash(
-            &format!(
-                "{}/secret",
-                AccountUrls::new(&account_id).access_code(&key_id, &code.id)
-            ),
-            &Flash::success(
-                "Access code created. Copy or download the secret now and keep it safe.",
-            ),
-        )),
+        Ok((code, _secret)) => {
+            state.verifier.forget_keys([key_id.as_str()]);
+            Ok(see_other_with_flash(
+                &format!(
+                    "{}/secret",
+                    AccountUrls::new(&account_id).access_code(&key_id, &code.id)
+                ),
+                &Flash::success(
+                    "Access code created. Copy or download the secret now and keep it safe.",
+                ),
+            ))
+        }
         Err(error) => {
             let tab = TabState {
                 description: form.description,
@@ -631,6 +634,7 @@ pub async fn set_access_code_enabled(
         .await?;
     match result {
         Ok(code) => {
+            state.verifier.forget_keys([key_id.as_str()]);
             let message = if code.enabled {
                 "Access code enabled: requests using it are accepted again."
             } else {
@@ -725,10 +729,15 @@ pub async fn delete_access_code(
         })
         .await?;
     match result {
-        Ok(_) => Ok(see_other_with_flash(
-            &AccountUrls::new(&account_id).access_codes(&key_id),
-            &Flash::success("Access code deleted. Services that used it can no longer connect."),
-        )),
+        Ok(_) => {
+            state.verifier.forget_keys([key_id.as_str()]);
+            Ok(see_other_with_flash(
+                &AccountUrls::new(&account_id).access_codes(&key_id),
+                &Flash::success(
+                    "Access code deleted. Services that used it can no longer connect.",
+                ),
+            ))
+        }
         Err(error) => {
             render_refusal(&state, &who, account_id, key_id, error, TabState::default()).await
         }

@@ -363,6 +363,7 @@ pub async fn create_api_key(
         .await?;
     match result {
         Ok(key) => {
+            state.verifier.forget_keys(key.affected_key_ids());
             let message = if key.is_linked() {
                 format!(
                     "API key \"{}\" linked. Its creator's access codes now work here, within the policies you chose.",
@@ -536,10 +537,13 @@ pub async fn update_api_key(
         )
         .await?;
     match result {
-        Ok(key) => Ok(see_other_with_flash(
-            &AccountUrls::new(&key.account_id).api_key(&key.id),
-            &Flash::success(format!("Changes to \"{}\" saved.", key.name)),
-        )),
+        Ok(key) => {
+            state.verifier.forget_keys(key.affected_key_ids());
+            Ok(see_other_with_flash(
+                &AccountUrls::new(&key.account_id).api_key(&key.id),
+                &Flash::success(format!("Changes to \"{}\" saved.", key.name)),
+            ))
+        }
         Err(errors) => {
             let data = load_key_page(&state, &who, account_id, key_id).await?;
             render_show(
@@ -610,6 +614,7 @@ pub async fn delete_api_key(
         .db
         .run(move |conn| api_keys::delete(conn, &access, &actor, &key_id))
         .await?;
+    state.verifier.forget_keys(key.affected_key_ids());
     Ok(see_other_with_flash(
         &list_url,
         &Flash::success(format!(

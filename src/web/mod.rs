@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod bms_api;
 pub mod console;
 pub mod display;
 pub mod docs;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod session;
 pub mod setup;
 pub mod urls;
+pub mod verify_api;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ use crate::db::{DbConn, Pool};
 use crate::error::AppError;
 use crate::policies::Catalogue;
 use crate::secrets::KeyMaterial;
+use crate::verify::Verifier;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -39,6 +42,8 @@ pub struct AppState {
     pub catalogue: Catalogue,
     /// The key material sealing and digesting access-code secrets.
     pub keys: KeyMaterial,
+    /// The verification path, with its cache, usage counters and metrics.
+    pub verifier: Arc<Verifier>,
 }
 
 /// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
@@ -74,7 +79,13 @@ impl AppState {
         catalogue: Catalogue,
         keys: KeyMaterial,
     ) -> Arc<Self> {
+        let verifier = Arc::new(Verifier::new(
+            keys.clone(),
+            pool.clone(),
+            catalogue.compiled_rules(),
+        ));
         Arc::new(Self {
+            verifier,
             db: Db { pool },
             settings,
             login_throttle: auth::LoginThrottle::default(),

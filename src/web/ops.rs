@@ -26,3 +26,19 @@ pub async fn readyz(state: State) -> Result<HttpResponse, AppError> {
             .json(serde_json::json!({ "status": "unavailable", "reason": "database unreachable" })),
     })
 }
+
+/// `GET /metrics` — Prometheus text: verification outcomes, latency, cache, pool.
+pub async fn prometheus(state: State) -> HttpResponse {
+    let pool = state.db.pool.state();
+    let body = state.verifier.metrics.render(
+        state.verifier.cache.len(),
+        (
+            pool.connections,
+            pool.idle_connections,
+            state.db.pool.max_size(),
+        ),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}

@@ -1,0 +1,385 @@
+//! The verification path: may this request, carrying this access code, reach this API?
+//!
+//! Read top to bottom: the client is not rate-limited → the secret's format and checksum → its digest
+//! → the cache (the database only on a miss) → enabled, not expired → the target account is the key's
+//! own (its policies) or links the key (the link's policies) → a rule allows method and path. A warm
+//! request never leaves the async worker: no pool checkout, no blocking call, no log line, no write
+//! (usage is counted in memory and flushed in batches).
+
+pub mod cache;
+pub mod lookup;
+pub mod revocation;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::PrimitiveDateTime;
+
+use crate::db::{self, Pool};
+use crate::error::AppError;
+use crate::metrics::VerifyMetrics;
+use crate::policies::Rule;
+use crate::secrets::{self, KeyMaterial};
+use crate::throttle::FailureThrottle;
+use crate::usage::UsageRecorder;
+use cache::{Cached, CodeCache, CodeEntry, PolicySet};
+
+/// Failed verifications allowed per client IP per minute before it gets 429s.
+pub const FAILURES_PER_IP_PER_MINUTE: u32 = 120;
+/// Most codes kept in the cache.
+const CACHE_ENTRIES: usize = 200_000;
+/// How long a cached grant is trusted without an invalidation (a safety net: changes invalidate at once).
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long "no such code" is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// What the route demands beyond a valid code that reaches the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// A policy rule must allow the method and path.
+    Policy,
+    /// Reaching the account is enough (the ping API, for checking a code).
+    ReachOnly,
+}
+
+/// One request to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub secret: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The account the request targets (`{account}` in the path); `None`: the key's own account.
+    pub target_account: Option<&'a str>,
+    pub requirement: Requirement,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// An allowed request: who it is, for the handler and the usage counters. Never the secret.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The account the request acts on.
+    pub account_id: Arc<str>,
+    /// The key whose policies decided: the code's own key, or the target account's link to it.
+    pub api_key_id: Arc<str>,
+    /// The key the access code belongs to.
+    pub source_key_id: Arc<str>,
+    pub access_code_id: Arc<str>,
+    pub policies: Arc<[String]>,
+    pub expires_at: PrimitiveDateTime,
+    pub linked: bool,
+}
+
+/// Why a request is refused; each has a stable machine-readable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    Malformed,
+    Unknown,
+    Disabled,
+    Expired,
+    /// The code's key has no access to the target account (not its own, not linked there).
+    NoAccess,
+    /// The key reaches the account but no policy allows this API; the policies that would.
+    NotAllowed {
+        would_allow: Vec<String>,
+    },
+    RateLimited {
+        retry_after: Duration,
+    },
+    Unavailable,
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::Unknown => "unknown",
+            Refusal::Disabled => "disabled",
+            Refusal::Expired => "expired",
+            Refusal::NoAccess => "no_access",
+            Refusal::NotAllowed { .. } => "forbidden",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Missing
+            | Refusal::Malformed
+            | Refusal::Unknown
+            | Refusal::Disabled
+            | Refusal::Expired => 401,
+            Refusal::NoAccess | Refusal::NotAllowed { .. } => 403,
+            Refusal::RateLimited { .. } => 429,
+            Refusal::Unavailable => 503,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Missing => "Send an access code in the x-api-key header or the apiKey query parameter.".to_owned(),
+            Refusal::Malformed => "This is not a valid BMS access code: check that it was copied whole (bms_ followed by 46 letters and digits).".to_owned(),
+            Refusal::Unknown => "This access code does not exist or was deleted.".to_owned(),
+            Refusal::Disabled => "This access code is disabled. An owner of the account can enable it again in the console.".to_owned(),
+            Refusal::Expired => "This access code has expired. Create a new access code for the API key in the console.".to_owned(),
+            Refusal::NoAccess => "This access code's API key has no access to this account.".to_owned(),
+            Refusal::NotAllowed { would_allow } if would_allow.is_empty() => {
+                "No policy of this API key allows this API.".to_owned()
+            }
+            Refusal::NotAllowed { would_allow } => format!(
+                "No policy of this API key allows this API. Policies that would: {}.",
+                would_allow.join(", ")
+            ),
+            Refusal::RateLimited { retry_after } => format!(
+                "Too many failed attempts from this address. Try again in {} seconds.",
+                retry_after.as_secs().max(1)
+            ),
+            Refusal::Unavailable => "Access cannot be checked right now. Try again shortly.".to_owned(),
+        }
+    }
+}
+
+/// A verification in progress.
+pub enum Verification {
+    Done(Result<Grant, Refusal>),
+    Pending(Pin<Box<dyn Future<Output = Result<Grant, Refusal>>>>),
+}
+
+/// A `Check` that owns its text, to outlive the request's borrow on the cold path.
+struct OwnedCheck {
+    secret: String,
+    method: String,
+    path: String,
+    target_account: Option<String>,
+    requirement: Requirement,
+    client_ip: Option<IpAddr>,
+}
+
+impl From<&Check<'_>> for OwnedCheck {
+    fn from(c: &Check<'_>) -> Self {
+        Self {
+            secret: c.secret.to_owned(),
+            method: c.method.to_owned(),
+            path: c.path.to_owned(),
+            target_account: c.target_account.map(str::to_owned),
+            requirement: c.requirement,
+            client_ip: c.client_ip,
+        }
+    }
+}
+
+impl OwnedCheck {
+    fn as_check(&self) -> Check<'_> {
+        Check {
+            secret: &self.secret,
+            method: &self.method,
+            path: &self.path,
+            target_account: self.target_account.as_deref(),
+            requirement: self.requirement,
+            client_ip: self.client_ip,
+        }
+    }
+}
+
+/// The first step's answer: decided from memory, or the digest to look up.
+pub enum Step {
+    Decided(Result<Grant, Refusal>),
+    Lookup([u8; 32]),
+}
+
+/// The verifier shared by every worker.
+pub struct Verifier {
+    keys: KeyMaterial,
+    pool: Pool,
+    pub cache: CodeCache,
+    pub usage: UsageRecorder,
+    pub metrics: VerifyMetrics,
+    failures: FailureThrottle<IpAddr>,
+    /// Every active policy's rules, to name the policies that would allow a refused request.
+    catalogue_rules: Vec<(String, Vec<Rule>)>,
+}
+
+impl Verifier {
+    pub fn new(keys: KeyMaterial, pool: Pool, catalogue_rules: Vec<(String, Vec<Rule>)>) -> Self {
+        Self {
+            keys,
+            pool,
+            cache: CodeCache::new(CACHE_ENTRIES, CACHE_TTL, NEGATIVE_TTL),
+            usage: UsageRecorder::default(),
+            metrics: VerifyMetrics::default(),
+            failures: FailureThrottle::new(FAILURES_PER_IP_PER_MINUTE, Duration::from_secs(60)),
+            catalogue_rules,
+        }
+    }
+
+    /// Decides from memory when it can: rate limit, format, cache.
+    pub fn begin(&self, check: &Check<'_>) -> Step {
+        if let Some(ip) = check.client_ip
+            && let Err(retry_after) = self.failures.check(&ip)
+        {
+            return Step::Decided(Err(Refusal::RateLimited { retry_after }));
+        }
+        if check.secret.is_empty() {
+            return Step::Decided(Err(Refusal::Missing));
+        }
+        if secrets::check_format(check.secret).is_err() {
+            return Step::Decided(Err(Refusal::Malformed));
+        }
+        let digest = self.keys.digest(check.secret);
+        match self.cache.get(&digest) {
+            Some(cached) => {
+                self.metrics.cache_hit();
+                Step::Decided(self.decide(cached, check))
+            }
+            None => {
+                self.metrics.cache_miss();
+                Step::Lookup(digest)
+            }
+        }
+    }
+
+    /// The cold path: reads the code from the database (blocking: run it off the async workers) and
+    /// caches the answer.
+    pub fn load(&self, digest: [u8; 32]) -> Result<Cached, AppError> {
+        let mut conn = self.pool.get()?;
+        let cached = match lookup::load_entry(&mut conn, &digest)? {
+            Some(entry) => Cached::Found(Arc::new(entry)),
+            None => Cached::Unknown,
+        };
+        self.cache.insert(digest, cached.clone());
+        Ok(cached)
+    }
+
+    /// Starts a verification: decided at once from memory (the warm path, no allocation beyond the
+    /// grant), or a future that makes one trip to the database on the blocking pool.
+    pub fn start(self: &Arc<Self>, check: &Check<'_>) -> Verification {
+        let started = Instant::now();
+        match self.begin(check) {
+            Step::Decided(result) => {
+                self.finish(check, &result, started);
+                Verification::Done(result)
+            }
+            Step::Lookup(digest) => {
+                let owned = OwnedCheck::from(check);
+                let verifier = self.clone();
+                Verification::Pending(Box::pin(async move {
+                    let loader = verifier.clone();
+                    let check = owned.as_check();
+                    let result = match actix_web::web::block(move || loader.load(digest)).await {
+                        Ok(Ok(cached)) => verifier.decide(cached, &check),
+                        Ok(Err(e)) => {
+                            tracing::warn!("verification lookup failed: {e}");
+                            Err(Refusal::Unavailable)
+                        }
+                        Err(_) => Err(Refusal::Unavailable),
+                    };
+                    verifier.finish(&check, &result, started);
+                    result
+                }))
+            }
+        }
+    }
+
+    /// The whole check, awaited.
+    pub async fn verify(self: &Arc<Self>, check: &Check<'_>) -> Result<Grant, Refusal> {
+        match self.start(check) {
+            Verification::Done(result) => result,
+            Verification::Pending(future) => future.await,
+        }
+    }
+
+    /// Counts the outcome: metrics, usage (allowed) or the client's failures (refused).
+    pub fn finish(&self, check: &Check<'_>, result: &Result<Grant, Refusal>, started: Instant) {
+        self.metrics.observe(
+            result.as_ref().err().map_or("ok", Refusal::code),
+            started.elapsed(),
+        );
+        match result {
+            Ok(grant) => self.usage.record(grant),
+            Err(
+                Refusal::RateLimited { .. }
+                | Refusal::Unavailable
+                | Refusal::NotAllowed { .. }
+                | Refusal::NoAccess,
+            ) => {}
+            Err(_) => {
+                if let Some(ip) = check.client_ip {
+                    self.failures.record_failure(&ip);
+                }
+            }
+        }
+    }
+
+    /// The decision for a known (or known-unknown) code.
+    fn decide(&self, cached: Cached, check: &Check<'_>) -> Result<Grant, Refusal> {
+        let Cached::Found(entry) = cached else {
+            return Err(Refusal::Unknown);
+        };
+        if db::now() >= entry.expires_at {
+            return Err(Refusal::Expired);
+        }
+        if !entry.enabled {
+            return Err(Refusal::Disabled);
+        }
+        let target = check.target_account.unwrap_or(&entry.account_id);
+        let (api_key_id, policies, linked) = if target == &*entry.account_id {
+            (entry.key_id.clone(), &entry.own, false)
+        } else {
+            match entry.links.get(target) {
+                Some(link) => (link.link_key_id.clone(), &link.policies, true),
+                None => return Err(Refusal::NoAccess),
+            }
+        };
+        if check.requirement == Requirement::Policy
+            && !policies.allows(check.method, check.path, target)
+        {
+            return Err(Refusal::NotAllowed {
+                would_allow: self.policies_allowing(check.method, check.path, target),
+            });
+        }
+        Ok(grant(&entry, target, api_key_id, policies, linked))
+    }
+
+    /// Names of the catalogue's policies that would allow the request.
+    fn policies_allowing(&self, method: &str, path: &str, account: &str) -> Vec<String> {
+        self.catalogue_rules
+            .iter()
+            .filter(|(_, rules)| rules.iter().any(|r| r.matches(method, path, account)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Forgets what the cache knows about these keys (after a change to them or their codes).
+    pub fn forget_keys<'a>(&self, key_ids: impl IntoIterator<Item = &'a str>) {
+        for id in key_ids {
+            self.cache.invalidate_key(id);
+        }
+    }
+}
+
+fn grant(
+    entry: &CodeEntry,
+    target: &str,
+    api_key_id: Arc<str>,
+    policies: &PolicySet,
+    linked: bool,
+) -> Grant {
+    Grant {
+        account_id: if target == &*entry.account_id {
+            entry.account_id.clone()
+        } else {
+            Arc::from(target)
+        },
+        api_key_id,
+        source_key_id: entry.key_id.clone(),
+        access_code_id: entry.code_id.clone(),
+        policies: policies.names.clone(),
+        expires_at: entry.expires_at,
+        linked,
+    }
+}
