@@ -1,11 +1,19 @@
-//! Tells the test suite whether a PostgreSQL server is available: with `BMS_TEST_POSTGRES_URL` set, the
-//! PostgreSQL half of every integration test runs; without it, those tests are reported as *ignored*
-//! (with the reason) rather than silently passing.
+//! Tells the test suite which optional services it may use: with `BMS_TEST_POSTGRES_URL` set, the
+//! PostgreSQL half of every integration test runs; with `BMS_TEST_NGINX` (the nginx binary), the test
+//! through a real nginx; with `BMS_TEST_CHROMEDRIVER`, the browser tests. Without them those tests are
+//! reported as *ignored*, with the reason, rather than silently passing.
 
 fn main() {
-    println!("cargo::rerun-if-env-changed=BMS_TEST_POSTGRES_URL");
-    println!("cargo::rustc-check-cfg=cfg(bms_pg_tests)");
-    if std::env::var("BMS_TEST_POSTGRES_URL").is_ok_and(|v| !v.trim().is_empty()) {
-        println!("cargo::rustc-cfg=bms_pg_tests");
+    // Each optional test dependency: the variable that names it, and the cfg that enables its tests.
+    for (variable, cfg) in [
+        ("BMS_TEST_POSTGRES_URL", "bms_pg_tests"),
+        ("BMS_TEST_NGINX", "bms_nginx_tests"),
+        ("BMS_TEST_CHROMEDRIVER", "bms_browser_tests"),
+    ] {
+        println!("cargo::rerun-if-env-changed={variable}");
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if std::env::var(variable).is_ok_and(|v| !v.trim().is_empty()) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

@@ -411,6 +411,8 @@ struct ShowKeyPage {
     update_url: String,
     delete_url: String,
     access_codes_url: String,
+    usage_total: i64,
+    usage_chart: String,
 }
 
 /// What the key page needs from the database.
@@ -419,6 +421,7 @@ struct KeyPageData {
     key: ApiKey,
     details: KeyDetails,
     policies: Vec<Policy>,
+    usage: Vec<(time::Date, i64)>,
 }
 
 async fn load_key_page(
@@ -435,7 +438,9 @@ async fn load_key_page(
             let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
             let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
             let policies = Policy::list_active(conn)?;
+            let usage = crate::usage::daily_for_key(conn, &key.id, 30)?;
             Ok(KeyPageData {
+                usage,
                 access,
                 key,
                 details,
@@ -489,6 +494,8 @@ fn render_show(
             update_url: urls.api_key(&key.id),
             delete_url: urls.delete_api_key(&key.id),
             access_codes_url: urls.access_codes(&key.id),
+            usage_total: data.usage.iter().map(|(_, n)| n).sum(),
+            usage_chart: crate::web::chart::requests_per_day(&data.usage),
             key,
         },
     )

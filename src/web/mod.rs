@@ -7,6 +7,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod bms_api;
+pub mod chart;
 pub mod console;
 pub mod display;
 pub mod docs;
@@ -146,6 +147,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/accounts/{acc}/audit").get(audit::list_audit_events))
     .service(web::resource("/docs/apis").get(docs::list_apis))
+    .service(web::resource("/v1/keys/verify").post(verify_api::verify_key))
+    .service(web::resource("/v1/auth/forward").get(verify_api::forward_auth))
+    .service(web::resource("/api/v1/accounts/{acc}/ping").get(bms_api::ping))
+    .service(web::resource("/api/v1/accounts/{acc}/metrics").get(bms_api::metrics))
+    .service(
+        web::resource("/api/v1/accounts/{acc}/ads")
+            .get(bms_api::list_ads)
+            .post(bms_api::create_ad),
+    )
+    .service(web::resource("/api/v1/accounts/{acc}/drive-files").get(bms_api::list_drive_files))
+    .service(web::resource("/metrics").get(ops::prometheus))
     .service(web::resource("/healthz").get(ops::healthz))
     .service(web::resource("/readyz").get(ops::readyz))
     .service(web::resource("/static/{hash}/{file:.*}").get(assets::serve_asset));

@@ -118,7 +118,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub state: Arc<AppState>,
     pub database_url: String,
-    _db: TestDb,
+    /// The database this app created (and drops); `None` for a second instance on another's database.
+    _db: Option<TestDb>,
 }
 
 impl TestApp {
@@ -129,6 +130,29 @@ impl TestApp {
     /// Starts the app with settings adjusted by `adjust`.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let (database_url, db, data_dir) = new_database(backend);
+        Self::start(backend, database_url, data_dir, Some(db), adjust).await
+    }
+
+    /// A second instance on this app's database and key material (as behind a load balancer).
+    pub async fn second_instance(&self) -> TestApp {
+        let data_dir = self.state.settings.data_dir.clone();
+        Self::start(
+            self.backend,
+            self.database_url.clone(),
+            data_dir,
+            None,
+            |_| {},
+        )
+        .await
+    }
+
+    async fn start(
+        backend: Backend,
+        database_url: String,
+        data_dir: std::path::PathBuf,
+        db: Option<TestDb>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = Settings {
             bind: "127.0.0.1:0".to_owned(),
             database_url: database_url.clone(),
@@ -533,4 +557,73 @@ pub fn secret_in(html: &str) -> String {
     let open = rest.find('>').expect("tag end") + 1;
     let close = rest.find("</code>").expect("closing tag");
     rest[open..close].to_owned()
+}
+
+/// Everything the application logs during the test run, at debug level and above. The first call
+/// installs the capturing subscriber for the whole test binary.
+pub fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || CaptureWriter(writer.clone()))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A key with the given policies and one access code: (key id, code id, secret).
+pub async fn key_with_code(
+    browser: &Browser,
+    account_id: &str,
+    name: &str,
+    policies: &[&str],
+) -> (String, String, String) {
+    let key = browser.create_key(account_id, name, "", policies).await;
+    let (code, secret) = browser.create_code(account_id, &key, "").await;
+    (key, code, secret)
+}
+
+impl Browser {
+    /// Calls a BMS API with the access code in the `x-api-key` header.
+    pub async fn api(&self, method: &str, path: &str, secret: &str) -> TestResponse {
+        let body = (method == "POST")
+            .then(|| r#"{"name":"Spring sale","daily_budget_cents":5000}"#.to_owned());
+        self.request(
+            method,
+            path,
+            &[("x-api-key", secret), ("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    /// The JSON body's `error.code`.
+    pub fn error_code(res: &TestResponse) -> String {
+        serde_json::from_str::<serde_json::Value>(&res.body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
 }

@@ -10,3 +10,4 @@ mod api_keys;
 mod login;
 mod platform;
 mod setup;
+mod verification;
