@@ -141,6 +141,7 @@ fn main() {
         trust_proxy: false,
         policy_catalogue: None,
         key_material: Default::default(),
+        verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
     };
     let account = seed(&settings);
     breakdown(&settings, &account);

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Take the client IP from X-Forwarded-For (only behind your own reverse proxy)
     #[arg(long, env = "BMS_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Failed verifications allowed per client IP per minute before it gets 429
+    #[arg(long, env = "BMS_VERIFY_FAILURES_PER_MINUTE", default_value_t = crate::verify::FAILURES_PER_IP_PER_MINUTE)]
+    pub verify_failures_per_minute: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +116,10 @@ impl Cli {
             data_dir: self.db.data_dir.clone(),
             policy_catalogue: self.db.policy_catalogue.clone(),
             key_material: crate::keystore::KeyMaterialSource::from_env(),
+            verify_failures_per_minute: serve
+                .map_or(crate::verify::FAILURES_PER_IP_PER_MINUTE, |s| {
+                    s.verify_failures_per_minute
+                }),
         }
     }
 }

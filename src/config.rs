@@ -11,6 +11,7 @@
 //! | `BMS_POLICY_CATALOGUE` | `--policy-catalogue` | the embedded one    | a policy catalogue TOML file to use instead |
 //! | `BMS_MASTER_KEY`       | (environment only) | `<data dir>/key-material.toml` | 32 bytes, base64: seals access-code secrets |
 //! | `BMS_PEPPER`           | (environment only) | (the same file)   | 32 bytes, base64: keys the secrets' digests |
+//! | `BMS_VERIFY_FAILURES_PER_MINUTE` | `--verify-failures-per-minute` | 120 | failed verifications per client IP per minute before 429 |
 //! | `RUST_LOG`             |                   | `info`                    | log filter (tracing `EnvFilter` syntax)   |
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub policy_catalogue: Option<PathBuf>,
     /// Key material given in the environment; otherwise the key file in the data directory is used.
     pub key_material: KeyMaterialSource,
+    /// Failed verifications allowed per client IP per minute before it is answered 429.
+    pub verify_failures_per_minute: u32,
 }
 
 impl Settings {

@@ -205,14 +205,19 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(keys: KeyMaterial, pool: Pool, catalogue_rules: Vec<(String, Vec<Rule>)>) -> Self {
+    pub fn new(
+        keys: KeyMaterial,
+        pool: Pool,
+        catalogue_rules: Vec<(String, Vec<Rule>)>,
+        failures_per_minute: u32,
+    ) -> Self {
         Self {
             keys,
             pool,
             cache: CodeCache::new(CACHE_ENTRIES, CACHE_TTL, NEGATIVE_TTL),
             usage: UsageRecorder::default(),
             metrics: VerifyMetrics::default(),
-            failures: FailureThrottle::new(FAILURES_PER_IP_PER_MINUTE, Duration::from_secs(60)),
+            failures: FailureThrottle::new(failures_per_minute, Duration::from_secs(60)),
             catalogue_rules,
         }
     }

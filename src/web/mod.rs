@@ -84,6 +84,7 @@ impl AppState {
             keys.clone(),
             pool.clone(),
             catalogue.compiled_rules(),
+            settings.verify_failures_per_minute,
         ));
         Arc::new(Self {
             verifier,

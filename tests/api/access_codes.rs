@@ -364,6 +364,7 @@ both_backends! {
             trust_proxy: false,
             policy_catalogue: None,
             key_material: keys,
+            verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
         };
         let empty = tempfile::tempdir().unwrap();
         let missing = bms_keys::startup::Application::build(settings(empty.path().to_path_buf(), Default::default()));

@@ -162,6 +162,7 @@ impl TestApp {
             trust_proxy: false,
             policy_catalogue: None,
             key_material: Default::default(),
+            verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
         };
         adjust(&mut settings);
         let app = Application::build(settings).expect("the application starts");
@@ -179,14 +180,7 @@ impl TestApp {
 
     /// A new browser (empty cookie jar) pointed at this app.
     pub fn browser(&self) -> Browser {
-        Browser {
-            address: self.address.clone(),
-            client: awc::Client::builder()
-                .disable_redirects()
-                .timeout(std::time::Duration::from_secs(30))
-                .finish(),
-            jar: RefCell::new(BTreeMap::new()),
-        }
+        Browser::for_address(&self.address)
     }
 
     /// A connection to the app's database, for arranging and checking state directly.
@@ -293,6 +287,18 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser pointed at any address (a proxy in front of the app, say).
+    pub fn for_address(address: &str) -> Browser {
+        Browser {
+            address: address.to_owned(),
+            client: awc::Client::builder()
+                .disable_redirects()
+                .timeout(std::time::Duration::from_secs(30))
+                .finish(),
+            jar: RefCell::new(BTreeMap::new()),
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.jar
             .borrow()

@@ -8,6 +8,7 @@ mod helpers;
 mod access_codes;
 mod api_keys;
 mod login;
+mod nginx;
 mod platform;
 mod setup;
 mod verification;

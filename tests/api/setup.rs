@@ -125,6 +125,7 @@ async fn no_setup_link_exists_once_a_user_does() {
         trust_proxy: false,
         policy_catalogue: None,
         key_material: Default::default(),
+        verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
     };
     let second = bms_keys::startup::Application::build(settings).expect("restart");
     assert!(second.state().setup.token().is_none());
