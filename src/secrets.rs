@@ -83,6 +83,8 @@ pub fn hint(secret: &str) -> String {
 pub struct KeyMaterial {
     master_key: [u8; 32],
     pepper: [u8; 32],
+    /// HMAC keyed with the pepper, padded once: each digest clones it instead of re-keying.
+    digest_mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -100,7 +102,11 @@ const NONCE_LEN: usize = 24;
 
 impl KeyMaterial {
     pub fn new(master_key: [u8; 32], pepper: [u8; 32]) -> Self {
-        Self { master_key, pepper }
+        Self {
+            digest_mac: Self::mac(&pepper),
+            master_key,
+            pepper,
+        }
     }
 
     /// Fresh random key material.
@@ -124,7 +130,7 @@ impl KeyMaterial {
 
     /// HMAC-SHA256(pepper, secret): the stored lookup key.
     pub fn digest(&self, secret: &str) -> [u8; 32] {
-        let mut mac = Self::mac(&self.pepper);
+        let mut mac = self.digest_mac.clone();
         mac.update(secret.as_bytes());
         mac.finalize().into_bytes().into()
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 
 use crate::config::Settings;
@@ -16,7 +15,7 @@ use crate::keystore;
 use crate::policies::Catalogue;
 use crate::sessions::{self, Session};
 use crate::users::User;
-use crate::web::{AppState, middleware};
+use crate::web::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,11 +139,7 @@ impl Application {
                     actix_web::web::PathConfig::default()
                         .error_handler(|_, _| AppError::NotFound.into()),
                 )
-                .wrap(from_fn(middleware::flash_messages))
-                .wrap(from_fn(middleware::security_headers))
-                .wrap(from_fn(middleware::request_context))
                 .configure(crate::web::routes)
-                .default_service(actix_web::web::to(crate::web::errors::not_found))
         })
         .workers(workers)
         .shutdown_timeout(10)

@@ -90,7 +90,8 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let context = current_request();
         let request_id = context.as_ref().map_or("-", |c| c.id.as_str());
-        let wants_json = context.as_ref().is_some_and(|c| c.wants_json);
+        // Only console pages run inside the request context; API scopes answer in JSON.
+        let wants_json = context.as_ref().is_none_or(|c| c.wants_json);
         match self {
             AppError::Internal(e) | AppError::Unavailable(e) => {
                 tracing::error!(request_id, "{}", ErrorChain(self));
@@ -134,4 +135,11 @@ impl ResponseError for AppError {
 /// The answer to any URL not in the route table.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// The answer to an unknown URL under the API scopes.
+pub async fn json_not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({
+        "error": { "code": "not_found", "message": "There is no such API. See /docs/apis for the list." }
+    }))
 }

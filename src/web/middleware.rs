@@ -182,3 +182,11 @@ mod tests {
         );
     }
 }
+
+/// The headers of every API and verification response: no referrer, no sniffing, no caching.
+pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}

@@ -99,8 +99,34 @@ impl AppState {
     }
 }
 
-/// The route table: every URL the binary answers, in the order of DESIGN.md.
+/// The route table: the BMS APIs and the verification endpoints first, each scope with only the
+/// middleware it needs (the hot path carries no session, flash or page machinery), then the console.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
+    cfg.service(
+        web::scope("/api/v1/accounts")
+            .wrap(middleware::api_headers())
+            .default_service(web::to(bms_api::dispatch)),
+    )
+    .service(
+        web::scope("/v1")
+            .wrap(middleware::api_headers())
+            .route("/keys/verify", web::post().to(verify_api::verify_key))
+            .route("/auth/forward", web::get().to(verify_api::forward_auth))
+            .default_service(web::to(errors::json_not_found)),
+    )
+    .service(
+        web::scope("")
+            .wrap(from_fn(middleware::flash_messages))
+            .wrap(from_fn(middleware::security_headers))
+            .wrap(from_fn(middleware::request_context))
+            .configure(console_routes)
+            .default_service(web::to(errors::not_found)),
+    );
+}
+
+/// Every console page, and the operational endpoints.
+fn console_routes(cfg: &mut web::ServiceConfig) {
     const KEYS: &str = "/accounts/{acc}/permissions/api-keys";
     const CODE: &str = "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}";
     cfg.service(
@@ -148,16 +174,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/accounts/{acc}/audit").get(audit::list_audit_events))
     .service(web::resource("/docs/apis").get(docs::list_apis))
-    .service(web::resource("/v1/keys/verify").post(verify_api::verify_key))
-    .service(web::resource("/v1/auth/forward").get(verify_api::forward_auth))
-    .service(web::resource("/api/v1/accounts/{acc}/ping").get(bms_api::ping))
-    .service(web::resource("/api/v1/accounts/{acc}/metrics").get(bms_api::metrics))
-    .service(
-        web::resource("/api/v1/accounts/{acc}/ads")
-            .get(bms_api::list_ads)
-            .post(bms_api::create_ad),
-    )
-    .service(web::resource("/api/v1/accounts/{acc}/drive-files").get(bms_api::list_drive_files))
     .service(web::resource("/metrics").get(ops::prometheus))
     .service(web::resource("/healthz").get(ops::healthz))
     .service(web::resource("/readyz").get(ops::readyz))

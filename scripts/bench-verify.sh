@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Benchmark of the verification path against nginx, in the same run, on this machine.
+#
+#   scripts/bench-verify.sh [seconds]        (default 10; needs root for apt when nginx/wrk are missing)
+#
+# Builds bms-keys in release mode, starts it on a fresh SQLite database with ONE worker, creates the demo
+# keys and codes, and starts nginx with ONE worker answering `return 200` behind a `map` on x-api-key.
+# Then the same wrk load (1 thread, 64 connections) runs against each: a valid key on bms-keys (the
+# ping API: verification plus a small JSON answer), a valid key on nginx, and a malformed key on
+# bms-keys. The load generator and the servers are pinned to different cores. Prints req/s, p99 and
+# the ratios against the bars of DESIGN.md (≥ 0.8× nginx req/s, p99 ≤ 2× nginx's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+if ((${#need[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --quiet
+bin=target/release/bms-keys
+work=$(mktemp -d)
+bms_port=18710
+nginx_port=18711
+cleanup() {
+  [ -n "${bms_pid:-}" ] && kill "$bms_pid" 2>/dev/null || true
+  [ -n "${nginx_pid:-}" ] && kill "$nginx_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin" --data-dir "$work" demo > "$work/demo.txt"
+secret=$(grep -Eo 'bms_[A-Za-z0-9]{46}' "$work/demo.txt" | head -n 1)
+account=$(grep -Eo 'accounts/acc_[A-Za-z0-9]{16}' "$work/demo.txt" | head -n 1 | cut -d/ -f2)
+malformed="bms_${secret:4:40}XXXXXX"
+
+# The failure limit is raised so that the malformed-key run measures the format check, not the 429.
+RUST_LOG=warn taskset -c 1 "$bin" --data-dir "$work" serve --bind "127.0.0.1:$bms_port" --workers 1 \
+  --verify-failures-per-minute 4000000000 > "$work/bms.log" 2>&1 &
+bms_pid=$!
+
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  map_hash_bucket_size 128;
+  map \$http_x_api_key \$bms_allowed { default 0; "$secret" 1; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      if (\$bms_allowed = 0) { return 401; }
+      return 200 '{"ok":true}';
+    }
+  }
+}
+NGINX
+taskset -c 1 /usr/sbin/nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
+nginx_pid=$!
+
+for port in $bms_port $nginx_port; do
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
+done
+url_bms="http://127.0.0.1:$bms_port/api/v1/accounts/$account/ping"
+url_nginx="http://127.0.0.1:$nginx_port/api/v1/accounts/$account/ping"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $secret" "$url_bms")" = 200 ] || { echo "bms-keys refused the demo key"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $secret" "$url_nginx")" = 200 ] || { echo "nginx refused the demo key"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $malformed" "$url_bms")" = 401 ] || { echo "bms-keys did not refuse the malformed key"; exit 1; }
+
+# wrk's latency in milliseconds, from "99%   1.23ms".
+to_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'; }
+run() { # name url key
+  local out
+  taskset -c 0 wrk -t1 -c64 -d"${seconds}s" --latency -H "x-api-key: $3" "$2" > "$work/$1.wrk"
+  out=$(cat "$work/$1.wrk")
+  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out" | to_ms)
+  non2xx=$(awk '/Non-2xx/ { print $5 }' <<<"$out")
+  printf '%-28s %12s req/s   p99 %8s ms   non-2xx %s\n' "$1" "$rps" "$p99" "${non2xx:-0}"
+  eval "${1//[^a-z]/_}_rps=$rps; ${1//[^a-z]/_}_p99=$p99"
+}
+
+echo "wrk: 1 thread, 64 connections, ${seconds}s each; servers on CPU 1, wrk on CPU 0"
+run "nginx" "$url_nginx" "$secret"
+run "bms valid" "$url_bms" "$secret"
+run "bms malformed" "$url_bms" "$malformed"
+awk -v b="$bms_valid_rps" -v n="$nginx_rps" -v bp="$bms_valid_p99" -v np="$nginx_p99" -v m="$bms_malformed_rps" -v mp="$bms_malformed_p99" 'BEGIN {
+  printf "ratio req/s  bms/nginx      %.2f   (bar: >= 0.80)\n", b / n;
+  printf "ratio p99    bms/nginx      %.2f   (bar: <= 2.00)\n", bp / np;
+  printf "malformed vs valid req/s    %.2f   (bar: >= 1.00, no slower)\n", m / b;
+}'
