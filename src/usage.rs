@@ -15,13 +15,17 @@ use crate::verify::Grant;
 /// How often pending usage is written.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What requests are counted by: the key whose policies decided, the account acted on, the day.
+type CountKey = (Arc<str>, Arc<str>, Date);
+
 /// Usage not yet written.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Requests by (key whose policies decided, account acted on, day).
-    counts: HashMap<(Arc<str>, Arc<str>, Date), i64>,
+    /// Requests, and the last one's time, by (key whose policies decided, account acted on, day).
+    counts: HashMap<CountKey, (i64, PrimitiveDateTime)>,
+    /// The last request of each access code. The code's own key is "used" then too (for a linked
+    /// key, the link is in `counts`).
     codes_used: HashMap<Arc<str>, PrimitiveDateTime>,
-    keys_used: HashMap<Arc<str>, PrimitiveDateTime>,
 }
 
 impl Pending {
@@ -36,23 +40,19 @@ pub struct UsageRecorder {
 }
 
 impl UsageRecorder {
-    /// Counts one allowed request.
-    pub fn record(&self, grant: &Grant) {
-        let now = db::now();
+    /// Counts one allowed request, made at `now`.
+    pub fn record(&self, grant: &Grant, now: PrimitiveDateTime) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        *pending
+        let count = pending
             .counts
             .entry((
                 grant.api_key_id.clone(),
                 grant.account_id.clone(),
                 now.date(),
             ))
-            .or_default() += 1;
+            .or_insert((0, now));
+        *count = (count.0 + 1, now);
         pending.codes_used.insert(grant.access_code_id.clone(), now);
-        pending.keys_used.insert(grant.api_key_id.clone(), now);
-        if grant.linked {
-            pending.keys_used.insert(grant.source_key_id.clone(), now);
-        }
     }
 
     /// Takes what is pending, leaving an empty batch.
@@ -63,14 +63,12 @@ impl UsageRecorder {
     /// Puts back a batch that could not be written (the database was away), to try again later.
     pub fn restore(&self, batch: Pending) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, n) in batch.counts {
-            *pending.counts.entry(k).or_default() += n;
+        for (k, (n, at)) in batch.counts {
+            let count = pending.counts.entry(k).or_insert((0, at));
+            count.0 += n;
         }
         for (k, t) in batch.codes_used {
             pending.codes_used.entry(k).or_insert(t);
-        }
-        for (k, t) in batch.keys_used {
-            pending.keys_used.entry(k).or_insert(t);
         }
     }
 }
@@ -114,18 +112,28 @@ fn add_requests(
 /// Writes a batch in one transaction.
 pub fn flush(conn: &mut DbConn, batch: &Pending) -> QueryResult<()> {
     db::write_transaction(conn, |conn| {
-        for ((key, account, day), n) in &batch.counts {
+        for ((key, account, day), (n, at)) in &batch.counts {
             add_requests(conn, key, account, *day, *n)?;
+            diesel::update(api_keys::table.find(&**key))
+                .set(api_keys::last_used_at.eq(at))
+                .execute(conn)?;
         }
         for (code, at) in &batch.codes_used {
             diesel::update(access_codes::table.find(&**code))
                 .set(access_codes::last_used_at.eq(at))
                 .execute(conn)?;
-        }
-        for (key, at) in &batch.keys_used {
-            diesel::update(api_keys::table.find(&**key))
-                .set(api_keys::last_used_at.eq(at))
-                .execute(conn)?;
+            // The code's own key (for a linked request, the link was updated above).
+            diesel::update(
+                api_keys::table.filter(
+                    api_keys::id.eq_any(
+                        access_codes::table
+                            .filter(access_codes::id.eq(&**code))
+                            .select(access_codes::api_key_id),
+                    ),
+                ),
+            )
+            .set(api_keys::last_used_at.eq(at))
+            .execute(conn)?;
         }
         Ok(())
     })

@@ -25,7 +25,7 @@ use crate::policies::Rule;
 use crate::secrets::{self, KeyMaterial};
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
-use cache::{Cached, CodeCache, CodeEntry, PolicySet};
+use cache::{Cached, CodeCache};
 
 /// Failed verifications allowed per client IP per minute before it gets 429s.
 pub const FAILURES_PER_IP_PER_MINUTE: u32 = 120;
@@ -70,6 +70,8 @@ pub struct Grant {
     pub policies: Arc<[String]>,
     pub expires_at: PrimitiveDateTime,
     pub linked: bool,
+    /// When the decision was made (one clock read serves the expiry check and the usage counter).
+    pub decided_at: PrimitiveDateTime,
 }
 
 /// Why a request is refused; each has a stable machine-readable code.
@@ -305,7 +307,7 @@ impl Verifier {
             started.elapsed(),
         );
         match result {
-            Ok(grant) => self.usage.record(grant),
+            Ok(grant) => self.usage.record(grant, grant.decided_at),
             Err(
                 Refusal::RateLimited { .. }
                 | Refusal::Unavailable
@@ -325,7 +327,8 @@ impl Verifier {
         let Cached::Found(entry) = cached else {
             return Err(Refusal::Unknown);
         };
-        if db::now() >= entry.expires_at {
+        let now = db::now();
+        if now >= entry.expires_at {
             return Err(Refusal::Expired);
         }
         if !entry.enabled {
@@ -347,7 +350,20 @@ impl Verifier {
                 would_allow: self.policies_allowing(check.method, check.path, target),
             });
         }
-        Ok(grant(&entry, target, api_key_id, policies, linked))
+        Ok(Grant {
+            account_id: if target == &*entry.account_id {
+                entry.account_id.clone()
+            } else {
+                Arc::from(target)
+            },
+            api_key_id,
+            source_key_id: entry.key_id.clone(),
+            access_code_id: entry.code_id.clone(),
+            policies: policies.names.clone(),
+            expires_at: entry.expires_at,
+            linked,
+            decided_at: now,
+        })
     }
 
     /// Names of the catalogue's policies that would allow the request.
@@ -364,27 +380,5 @@ impl Verifier {
         for id in key_ids {
             self.cache.invalidate_key(id);
         }
-    }
-}
-
-fn grant(
-    entry: &CodeEntry,
-    target: &str,
-    api_key_id: Arc<str>,
-    policies: &PolicySet,
-    linked: bool,
-) -> Grant {
-    Grant {
-        account_id: if target == &*entry.account_id {
-            entry.account_id.clone()
-        } else {
-            Arc::from(target)
-        },
-        api_key_id,
-        source_key_id: entry.key_id.clone(),
-        access_code_id: entry.code_id.clone(),
-        policies: policies.names.clone(),
-        expires_at: entry.expires_at,
-        linked,
     }
 }

@@ -165,6 +165,14 @@ pub async fn flash_messages(
     Ok(res)
 }
 
+/// The headers of every API and verification response: no referrer, no sniffing, no caching.
+pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::redacted_target;
@@ -181,12 +189,4 @@ mod tests {
             "/setup?token=[REDACTED]"
         );
     }
-}
-
-/// The headers of every API and verification response: no referrer, no sniffing, no caching.
-pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::CACHE_CONTROL, "no-store"))
 }
