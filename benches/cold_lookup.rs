@@ -23,7 +23,9 @@ const KNOWN: usize = 1_000;
 const SAMPLES: usize = 20_000;
 
 fn exec(conn: &mut DbConn, sql: &str) {
-    diesel::sql_query(sql).execute(conn).unwrap_or_else(|e| panic!("{e}: {sql}"));
+    diesel::sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{e}: {sql}"));
 }
 
 /// Seeds the database; returns the digests of the known codes.
@@ -32,45 +34,67 @@ fn seed(conn: &mut DbConn, keys: &KeyMaterial) -> Vec<[u8; 32]> {
     let now = "'2026-11-01 00:00:00'";
     let later = "'2027-11-01 00:00:00'";
     exec(conn, "BEGIN");
-    exec(conn, &format!("INSERT INTO accounts (id, name, created_at) VALUES ('acc_benchbenchbench', 'Bench', {now})"));
-    exec(conn, &format!(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acc_benchbenchbench', 'Bench', {now})"
+        ),
+    );
+    exec(
+        conn,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
          INSERT INTO api_keys (id, account_id, name, kind, linked_key_id, created_at, updated_at, last_used_at) \
          SELECT printf('key_%016d', i), 'acc_benchbenchbench', 'Key ' || i, 'own', NULL, {now}, {now}, NULL FROM n",
-        last = KEYS + KNOWN as u32 - 1
-    ));
-    exec(conn, &format!(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+            last = KEYS + KNOWN as u32 - 1
+        ),
+    );
+    exec(
+        conn,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
          INSERT INTO api_key_policies (api_key_id, policy_name) SELECT printf('key_%016d', i), 'ads.read' FROM n",
-        last = KEYS + KNOWN as u32 - 1
-    ));
-    exec(conn, &format!(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+            last = KEYS + KNOWN as u32 - 1
+        ),
+    );
+    exec(
+        conn,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
          INSERT INTO access_codes (id, api_key_id, slot, description, enabled, secret_digest, sealed_secret, \
            secret_hint, created_at, expires_at, last_used_at) \
          SELECT printf('code_%016d', i), printf('key_%016d', i / 2), i % 2 + 1, '', 1, randomblob(32), \
            randomblob(90), 'bms_xxxx', {now}, {later}, NULL FROM n",
-        last = 2 * KEYS - 1
-    ));
+            last = 2 * KEYS - 1
+        ),
+    );
     let mut digests = Vec::with_capacity(KNOWN);
     for j in 0..KNOWN {
         let secret = secrets::generate();
         let digest = keys.digest(&secret);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        exec(conn, &format!(
-            "INSERT INTO access_codes (id, api_key_id, slot, description, enabled, secret_digest, sealed_secret, \
+        exec(
+            conn,
+            &format!(
+                "INSERT INTO access_codes (id, api_key_id, slot, description, enabled, secret_digest, sealed_secret, \
                secret_hint, created_at, expires_at, last_used_at) \
              VALUES (printf('code_k%015d', {j}), printf('key_%016d', {key}), 1, '', 1, x'{hex}', x'00', 'bms_xxxx', {now}, {later}, NULL)",
-            key = KEYS as usize + j
-        ));
+                key = KEYS as usize + j
+            ),
+        );
         digests.push(digest);
     }
     exec(conn, "COMMIT");
     exec(conn, "ANALYZE");
-    let codes: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM access_codes)"))
-        .get_result(conn)
-        .unwrap();
-    eprintln!("seeded {codes} access codes in {:.1} s", started.elapsed().as_secs_f64());
+    let codes: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT COUNT(*) FROM access_codes)",
+    ))
+    .get_result(conn)
+    .unwrap();
+    eprintln!(
+        "seeded {codes} access codes in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     digests
 }
 
