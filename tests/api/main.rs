@@ -7,6 +7,7 @@ mod helpers;
 
 mod access_codes;
 mod api_keys;
+mod browser;
 mod login;
 mod nginx;
 mod platform;
