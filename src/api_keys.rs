@@ -51,6 +51,26 @@ impl Kind {
 }
 
 impl ApiKey {
+    /// A new key of the account: own, or linking `linked_key_id` (another account's key).
+    fn new(account_id: &str, name: &str, linked_key_id: Option<&str>) -> ApiKey {
+        let now = db::now();
+        let kind = if linked_key_id.is_some() {
+            Kind::Linked
+        } else {
+            Kind::Own
+        };
+        ApiKey {
+            id: ids::new_id(IdKind::ApiKey),
+            account_id: account_id.to_owned(),
+            name: name.to_owned(),
+            kind: kind.as_str().to_owned(),
+            linked_key_id: linked_key_id.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         if self.kind == "linked" {
             Kind::Linked
@@ -236,17 +256,7 @@ pub fn create(
         let allowed = active_policy_names(conn)?;
         let valid =
             validate(input, &allowed, false, &mut errors).ok_or(AppError::Invalid(errors))?;
-        let now = db::now();
-        let key = ApiKey {
-            id: ids::new_id(IdKind::ApiKey),
-            account_id: access.account.id.clone(),
-            name: valid.name.clone(),
-            kind: Kind::Own.as_str().to_owned(),
-            linked_key_id: None,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        };
+        let key = ApiKey::new(&access.account.id, &valid.name, None);
         diesel::insert_into(api_keys::table)
             .values(&key)
             .execute(conn)?;
@@ -296,17 +306,7 @@ pub fn link(
         let (Some(valid), Some(source)) = (valid, source) else {
             return Err(AppError::Invalid(errors));
         };
-        let now = db::now();
-        let key = ApiKey {
-            id: ids::new_id(IdKind::ApiKey),
-            account_id: access.account.id.clone(),
-            name: valid.name.clone(),
-            kind: Kind::Linked.as_str().to_owned(),
-            linked_key_id: Some(source.id.clone()),
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        };
+        let key = ApiKey::new(&access.account.id, &valid.name, Some(&source.id));
         match diesel::insert_into(api_keys::table)
             .values(&key)
             .execute(conn)

@@ -251,23 +251,11 @@ pub async fn create_access_code(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let (account_id, key_id) = path.into_inner();
-    let user = who.user.clone();
-    let ip = who.client_ip.clone();
     let keys = state.keys.clone();
-    let (acc, key, description) = (account_id.clone(), key_id.clone(), form.description.clone());
-    let result = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &acc)?;
-            let actor = access.actor(&user, &ip);
-            Ok(access_codes::create(
-                conn,
-                &access,
-                &actor,
-                &keys,
-                &key,
-                &description,
-            ))
+    let (key, description) = (key_id.clone(), form.description.clone());
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            access_codes::create(conn, access, actor, &keys, &key, &description)
         })
         .await?;
     match result {
@@ -558,26 +546,10 @@ pub async fn update_access_code(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let (account_id, key_id, code_id) = path.into_inner();
-    let (user, ip) = (who.user.clone(), who.client_ip.clone());
-    let (acc, key, code, description) = (
-        account_id.clone(),
-        key_id.clone(),
-        code_id.clone(),
-        form.description.clone(),
-    );
-    let result = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &acc)?;
-            let actor = access.actor(&user, &ip);
-            Ok(access_codes::update_description(
-                conn,
-                &access,
-                &actor,
-                &key,
-                &code,
-                &description,
-            ))
+    let (key, code, description) = (key_id.clone(), code_id.clone(), form.description.clone());
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            access_codes::update_description(conn, access, actor, &key, &code, &description)
         })
         .await?;
     match result {
@@ -620,16 +592,10 @@ pub async fn set_access_code_enabled(
         }
     };
     let (account_id, key_id, code_id) = path.into_inner();
-    let (user, ip) = (who.user.clone(), who.client_ip.clone());
-    let (acc, key, code) = (account_id.clone(), key_id.clone(), code_id.clone());
-    let result = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &acc)?;
-            let actor = access.actor(&user, &ip);
-            Ok(access_codes::set_enabled(
-                conn, &access, &actor, &key, &code, enabled,
-            ))
+    let (key, code) = (key_id.clone(), code_id.clone());
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            access_codes::set_enabled(conn, access, actor, &key, &code, enabled)
         })
         .await?;
     match result {
@@ -718,14 +684,10 @@ pub async fn delete_access_code(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let (account_id, key_id, code_id) = path.into_inner();
-    let (user, ip) = (who.user.clone(), who.client_ip.clone());
-    let (acc, key, code) = (account_id.clone(), key_id.clone(), code_id);
-    let result = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &acc)?;
-            let actor = access.actor(&user, &ip);
-            Ok(access_codes::delete(conn, &access, &actor, &key, &code))
+    let key = key_id.clone();
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            access_codes::delete(conn, access, actor, &key, &code_id)
         })
         .await?;
     match result {

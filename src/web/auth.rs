@@ -63,14 +63,6 @@ pub struct LoginForm {
     next: String,
 }
 
-/// The CSRF token of the sign-in form: the browser's pre-session cookie, or a new one.
-fn login_csrf_token(req: &HttpRequest) -> String {
-    req.cookie(LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 43)
-        .unwrap_or_else(sessions::new_token)
-}
-
 fn render_login(
     req: &HttpRequest,
     state: &AppState,
@@ -79,22 +71,16 @@ fn render_login(
     next: &str,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let token = login_csrf_token(req);
+    let token = websession::anonymous_csrf_token(req);
     let page = LoginPage {
         layout: Layout::anonymous(state, "Sign in", &token, Flash::take(req)),
         email: email.to_owned(),
         next: websession::safe_next(Some(next)),
         error,
     };
-    let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, token)
-        .path("/")
-        .http_only(true)
-        .same_site(actix_web::cookie::SameSite::Lax)
-        .secure(state.settings.secure_cookies())
-        .finish();
     Ok(HttpResponse::build(status)
         .content_type(header::ContentType::html())
-        .cookie(cookie)
+        .cookie(websession::anonymous_csrf_cookie(state, token))
         .body(page.render().map_err(AppError::internal)?))
 }
 
@@ -114,9 +100,7 @@ pub async fn log_in(
     state: State,
     HtmlForm(form): HtmlForm<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let csrf_ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
-        !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token)
-    });
+    let csrf_ok = websession::anonymous_csrf_ok(&req, &form.csrf_token);
     let retry = |status, message: &str| {
         render_login(
             &req,

@@ -10,6 +10,9 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::access::AccountAccess;
+use crate::audit::Actor;
+use crate::db::DbConn;
 use crate::error::AppError;
 use crate::sessions::{self, Session};
 use crate::users::User;
@@ -52,6 +55,30 @@ pub fn removal_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
     cookie
 }
 
+/// The pre-session CSRF token of the sign-in and setup forms: the browser's cookie, or a new one.
+pub fn anonymous_csrf_token(req: &HttpRequest) -> String {
+    req.cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .unwrap_or_else(sessions::new_token)
+}
+
+/// The cookie that carries the pre-session CSRF token (double-submit: the form carries a copy).
+pub fn anonymous_csrf_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    Cookie::build(LOGIN_CSRF_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .finish()
+}
+
+/// Whether a sign-in or setup form carries the same token as the browser's pre-session cookie.
+pub fn anonymous_csrf_ok(req: &HttpRequest, submitted: &str) -> bool {
+    req.cookie(LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| !submitted.is_empty() && sessions::tokens_equal(c.value(), submitted))
+}
+
 /// The client's IP: the TCP peer, or the first `X-Forwarded-For` hop when told we are behind our own
 /// proxy (trusting that header otherwise would let anyone pick the IP the throttle and audit log see).
 pub fn client_ip(req: &HttpRequest, state: &AppState) -> String {
@@ -87,6 +114,36 @@ impl SignedIn {
                 "This form has expired or did not come from this site. Go back, reload the page and try again.",
             ))
         }
+    }
+}
+
+impl SignedIn {
+    /// Runs a change in the account as this user, on the blocking pool: loads their access (404 for
+    /// another tenant's account) and their audit actor, then `change`. The outer error is about
+    /// access; the inner result is the change's own, for the handler to show or re-render.
+    pub async fn change_in<T, F>(
+        &self,
+        state: &AppState,
+        account_id: &str,
+        change: F,
+    ) -> Result<Result<T, AppError>, AppError>
+    where
+        F: FnOnce(&mut DbConn, &AccountAccess, &Actor) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (user, ip, account_id) = (
+            self.user.clone(),
+            self.client_ip.clone(),
+            account_id.to_owned(),
+        );
+        state
+            .db
+            .run(move |conn| {
+                let access = AccountAccess::load(conn, &user, &account_id)?;
+                let actor = access.actor(&user, &ip);
+                Ok(change(conn, &access, &actor))
+            })
+            .await
     }
 }
 

@@ -15,7 +15,7 @@ use crate::sessions::{self, Session};
 use crate::users::Role;
 use crate::web::forms::{FieldErrors, HtmlForm};
 use crate::web::layout::Layout;
-use crate::web::session::{self as websession, Flash, LOGIN_CSRF_COOKIE, client_ip};
+use crate::web::session::{self as websession, Flash, client_ip};
 use crate::web::urls::AccountUrls;
 use crate::web::{AppState, State};
 
@@ -86,11 +86,7 @@ fn render_setup(
     form: SetupForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let csrf = req
-        .cookie(LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 43)
-        .unwrap_or_else(sessions::new_token);
+    let csrf = websession::anonymous_csrf_token(req);
     let page = SetupPage {
         layout: Layout::anonymous(state, "Set up BMS", &csrf, None),
         token: token.to_owned(),
@@ -101,15 +97,9 @@ fn render_setup(
         },
         errors,
     };
-    let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, csrf)
-        .path("/")
-        .http_only(true)
-        .same_site(actix_web::cookie::SameSite::Lax)
-        .secure(state.settings.secure_cookies())
-        .finish();
     Ok(HttpResponse::build(status)
         .content_type(header::ContentType::html())
-        .cookie(cookie)
+        .cookie(websession::anonymous_csrf_cookie(state, csrf))
         .body(page.render().map_err(AppError::internal)?))
 }
 
@@ -142,10 +132,7 @@ pub async fn complete_setup(
     if !state.setup.matches(&query.token) {
         return Err(AppError::NotFound);
     }
-    let csrf_ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
-        !form.csrf_token.is_empty() && sessions::tokens_equal(c.value(), &form.csrf_token)
-    });
-    if !csrf_ok {
+    if !websession::anonymous_csrf_ok(&req, &form.csrf_token) {
         return Err(AppError::forbidden(
             "This form had expired. Reload the setup page and try again.",
         ));
