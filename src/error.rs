@@ -11,6 +11,9 @@ pub enum AppError {
     /// The object does not exist, or exists in an account the user may not see (never say which).
     #[error("not found")]
     NotFound,
+    /// The URL exists but not for this HTTP method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Not signed in (console) or no credentials (API).
     #[error("sign-in required")]
     Unauthenticated,

@@ -25,6 +25,7 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self {
             AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Unauthenticated => "unauthenticated",
             AppError::Forbidden(_) => "forbidden",
             AppError::Invalid(_) => "invalid",
@@ -39,6 +40,7 @@ impl AppError {
     fn title(&self) -> &'static str {
         match self {
             AppError::NotFound => "Page not found",
+            AppError::MethodNotAllowed => "Not available this way",
             AppError::Unauthenticated => "Sign-in required",
             AppError::Forbidden(_) => "Not allowed",
             AppError::Invalid(_) => "Some fields need attention",
@@ -58,6 +60,9 @@ impl AppError {
                     .to_owned()
             }
             AppError::Unauthenticated => "Sign in to continue.".to_owned(),
+            AppError::MethodNotAllowed => {
+                "This address does not accept this kind of request. Use the links and buttons of the console.".to_owned()
+            }
             AppError::Invalid(errors) => errors.summary(),
             AppError::Unavailable(_) => {
                 "The service cannot reach its database right now. Try again in a moment.".to_owned()
@@ -76,6 +81,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -142,4 +148,9 @@ pub async fn json_not_found() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": { "code": "not_found", "message": "There is no such API. See /docs/apis for the list." }
     }))
+}
+
+/// The answer to a console URL requested with a method it does not take.
+pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
+    Err(AppError::MethodNotAllowed)
 }

@@ -5,6 +5,8 @@
 
 mod helpers;
 
+mod hostile;
+
 mod access_codes;
 mod api_keys;
 mod browser;
