@@ -372,3 +372,31 @@ async fn a_disable_on_one_instance_is_refused_by_another_within_a_second() {
     );
     assert!(after < std::time::Duration::from_secs(1), "took {after:?}");
 }
+
+both_backends! {
+    async fn once_a_delete_has_returned_no_request_gets_through(app) {
+        let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let csrf = owner.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let client = app.browser();
+        let ads = api(&acc, "ads");
+        for round in 0..5 {
+            let (key, code, secret) = key_with_code(&owner, &acc, &format!("Race {round}"), &["ads.read"]).await;
+            assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "cached");
+            owner.post_form(&format!("{}/enabled", code_url(&acc, &key, &code)), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+            owner.post_form(&format!("{}/enabled", code_url(&acc, &key, &code)), &[("csrf_token", &csrf), ("enabled", "true")]).await;
+            assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "cached again");
+            // Verifications racing the key's deletion: any may pass before it returns, none after.
+            let racing = futures_util::future::join_all((0..16).map(|_| client.api("GET", &ads, &secret)));
+            let delete_url = format!("/accounts/{acc}/permissions/api-keys/{key}/delete");
+            let delete_form = [("csrf_token", csrf.as_str())];
+            let deletion = owner.post_form(&delete_url, &delete_form);
+            let (during, deleted) = futures_util::future::join(racing, deletion).await;
+            assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+            assert!(during.iter().all(|r| r.status == StatusCode::OK || r.status == StatusCode::UNAUTHORIZED));
+            for _ in 0..20 {
+                let res = client.api("GET", &ads, &secret).await;
+                assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: a deleted key's code got through");
+            }
+        }
+    }
+}
