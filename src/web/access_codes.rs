@@ -126,22 +126,18 @@ async fn load_tab(
     account_id: String,
     key_id: String,
 ) -> Result<TabData, AppError> {
-    let user = who.user.clone();
-    state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
-            let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
-            let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
-            let codes = access_codes::list_for_key(conn, &key.id)?;
-            Ok(TabData {
-                access,
-                key,
-                details,
-                codes,
-            })
+    who.read_in(state, &account_id, move |conn, access| {
+        let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
+        let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
+        let codes = access_codes::list_for_key(conn, &key.id)?;
+        Ok(TabData {
+            access,
+            key,
+            details,
+            codes,
         })
-        .await
+    })
+    .await
 }
 
 /// The tab's parts a re-render may fill in.

@@ -137,10 +137,7 @@ async fn load_access(
     who: &SignedIn,
     account_id: String,
 ) -> Result<AccountAccess, AppError> {
-    let user = who.user.clone();
-    state
-        .db
-        .run(move |conn| AccountAccess::load(conn, &user, &account_id))
+    who.read_in(state, &account_id, |_, access| Ok(access))
         .await
 }
 
@@ -158,13 +155,9 @@ pub async fn list_api_keys(
         tag: query.tag.trim().chars().take(64).collect(),
         page: query.page.trim().parse().unwrap_or(1),
     };
-    let user = who.user.clone();
-    let account_id = path.into_inner();
     let list_filter = filter.clone();
-    let (access, page, tags, has_any, expiring) = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
+    let (access, page, tags, has_any, expiring) = who
+        .read_in(&state, &path.into_inner(), move |conn, access| {
             let page = api_keys::list_for_account(conn, &access.account.id, &list_filter)?;
             let tags = api_keys::tags_in_account(conn, &access.account.id)?;
             let has_any = page.total > 0 || api_keys::account_has_keys(conn, &access.account.id)?;
@@ -305,12 +298,8 @@ pub async fn new_api_key(
     path: web::Path<String>,
     query: web::Query<NewQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let user = who.user.clone();
-    let account_id = path.into_inner();
-    let (access, policies) = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
+    let (access, policies) = who
+        .read_in(&state, &path.into_inner(), |conn, access| {
             access.require_owner()?;
             Ok((access, Policy::list_active(conn)?))
         })
@@ -430,24 +419,20 @@ async fn load_key_page(
     account_id: String,
     key_id: String,
 ) -> Result<KeyPageData, AppError> {
-    let user = who.user.clone();
-    state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
-            let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
-            let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
-            let policies = Policy::list_active(conn)?;
-            let usage = crate::usage::daily_for_key(conn, &key.id, 30)?;
-            Ok(KeyPageData {
-                usage,
-                access,
-                key,
-                details,
-                policies,
-            })
+    who.read_in(state, &account_id, move |conn, access| {
+        let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
+        let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
+        let policies = Policy::list_active(conn)?;
+        let usage = crate::usage::daily_for_key(conn, &key.id, 30)?;
+        Ok(KeyPageData {
+            usage,
+            access,
+            key,
+            details,
+            policies,
         })
-        .await
+    })
+    .await
 }
 
 fn render_show(

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::AccountAccess;
 use crate::audit::AuditEvent;
 use crate::error::AppError;
 use crate::web::State;
@@ -58,12 +57,8 @@ pub async fn list_audit_events(
         .parse::<i64>()
         .unwrap_or(1)
         .clamp(1, 2_000);
-    let user = who.user.clone();
-    let account_id = path.into_inner();
-    let (access, events, has_more) = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
+    let (access, events, has_more) = who
+        .read_in(&state, &path.into_inner(), move |conn, access| {
             let (events, has_more) = AuditEvent::list_for_account(
                 conn,
                 &access.account.id,

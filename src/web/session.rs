@@ -118,6 +118,28 @@ impl SignedIn {
 }
 
 impl SignedIn {
+    /// Reads from the account as this user, on the blocking pool: loads their access (404 for another
+    /// tenant's account), then `read` with it.
+    pub async fn read_in<T, F>(
+        &self,
+        state: &AppState,
+        account_id: &str,
+        read: F,
+    ) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn, AccountAccess) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (user, account_id) = (self.user.clone(), account_id.to_owned());
+        state
+            .db
+            .run(move |conn| {
+                let access = AccountAccess::load(conn, &user, &account_id)?;
+                read(conn, access)
+            })
+            .await
+    }
+
     /// Runs a change in the account as this user, on the blocking pool: loads their access (404 for
     /// another tenant's account) and their audit actor, then `change`. The outer error is about
     /// access; the inner result is the change's own, for the handler to show or re-render.
@@ -131,19 +153,12 @@ impl SignedIn {
         F: FnOnce(&mut DbConn, &AccountAccess, &Actor) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let (user, ip, account_id) = (
-            self.user.clone(),
-            self.client_ip.clone(),
-            account_id.to_owned(),
-        );
-        state
-            .db
-            .run(move |conn| {
-                let access = AccountAccess::load(conn, &user, &account_id)?;
-                let actor = access.actor(&user, &ip);
-                Ok(change(conn, &access, &actor))
-            })
-            .await
+        let (user, ip) = (self.user.clone(), self.client_ip.clone());
+        self.read_in(state, account_id, move |conn, access| {
+            let actor = access.actor(&user, &ip);
+            Ok(change(conn, &access, &actor))
+        })
+        .await
     }
 }
 
