@@ -378,6 +378,29 @@ impl Browser {
             .await
     }
 
+    /// POSTs a form; `None` when the server could not be reached (it was killed, say).
+    pub async fn post_form_result(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Option<TestResponse> {
+        let body = serde_html_form::to_string(fields).expect("encode form");
+        let mut res = self
+            .client
+            .post(self.url(path))
+            .insert_header(("cookie", self.cookie_header()))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .send_body(body)
+            .await
+            .ok()?;
+        let body = res.body().limit(16 * 1024 * 1024).await.ok()?;
+        Some(TestResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
     /// POSTs any body with any content type.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> TestResponse {
         let req = self

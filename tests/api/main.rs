@@ -10,6 +10,7 @@ mod hostile;
 mod access_codes;
 mod api_keys;
 mod browser;
+mod durability;
 mod login;
 mod nginx;
 mod platform;

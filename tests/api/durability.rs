@@ -1,0 +1,136 @@
+//! Durability on SQLite: `kill -9` the server during a stream of creates; after a restart, every create
+//! that had been answered exists.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+
+use crate::helpers::{Browser, PASSWORD};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_server(data_dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bms-keys");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[actix_web::test]
+async fn every_answered_create_survives_kill_dash_nine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "user",
+            "add",
+            "--email",
+            "ana@example.com",
+            "--account",
+            "Durable",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let port = free_port();
+    let mut server = start_server(dir.path(), port);
+    let browser = Browser::for_address(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(
+        browser.log_in("ana@example.com", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let keys_url = browser.get("/").await.location().to_owned();
+    let csrf = browser.csrf_token_of(&keys_url).await;
+
+    // Creates in a stream; the server is killed without warning while they run.
+    let mut answered = Vec::new();
+    let killer = std::thread::spawn({
+        let pid = server.id();
+        move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    for i in 0..10_000 {
+        let name = format!("durable-{i}");
+        let req = browser
+            .post_form_result(
+                &keys_url,
+                &[("csrf_token", &csrf), ("mode", "create"), ("name", &name)],
+            )
+            .await;
+        match req {
+            Some(res) if res.status == StatusCode::SEE_OTHER => answered.push(name),
+            _ => break,
+        }
+    }
+    killer.join().unwrap();
+    let _ = server.wait();
+    assert!(
+        answered.len() > 5,
+        "some creates were answered before the kill ({})",
+        answered.len()
+    );
+
+    // Restart on the same files: every answered create is there.
+    let port = free_port();
+    let mut server = start_server(dir.path(), port);
+    let browser = Browser::for_address(&format!("http://127.0.0.1:{port}"));
+    browser.log_in("ana@example.com", PASSWORD).await;
+    let pool = bms_keys::db::connect(&dir.path().join("bms.db").to_string_lossy()).unwrap();
+    let mut conn = pool.get().unwrap();
+    use diesel::{QueryDsl, RunQueryDsl};
+    let names: Vec<String> = bms_keys::schema::api_keys::table
+        .select(bms_keys::schema::api_keys::name)
+        .load(&mut conn)
+        .unwrap();
+    for name in &answered {
+        assert!(
+            names.contains(name),
+            "{name} was answered but is gone after kill -9"
+        );
+    }
+    println!(
+        "creates answered before kill -9: {}, all {} present after restart",
+        answered.len(),
+        answered.len()
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
