@@ -175,3 +175,32 @@ fn record_for_user_accounts(
     }
     Ok(())
 }
+
+/// Changes a user's password after checking the current one, ends every session of theirs, and
+/// starts a new one for the browser that made the change; records it in their accounts' audit logs.
+/// Returns the new session's token, or the field errors.
+pub fn change_password(
+    conn: &mut DbConn,
+    user: &User,
+    current: &str,
+    new: &str,
+    client_ip: &str,
+    user_agent: &str,
+) -> Result<String, crate::error::AppError> {
+    use crate::error::{AppError, FieldErrors};
+    let mut errors = FieldErrors::new();
+    if User::authenticate(conn, &user.email, current)?.is_none() {
+        errors.add("current_password", "This is not your current password.");
+    }
+    errors.check("new_password", crate::users::password_problem(new));
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    db::write_transaction(conn, |conn| {
+        User::set_password(conn, &user.id, new)?;
+        Session::end_all_for_user(conn, &user.id)?;
+        let (token, _) = Session::start(conn, &user.id, client_ip, user_agent)?;
+        record_for_user_accounts(conn, user, client_ip, "password.changed")?;
+        Ok(token)
+    })
+}

@@ -2,6 +2,7 @@
 //! Handlers extract, call the domain, and render or redirect — nothing else.
 
 pub mod access_codes;
+pub mod account;
 pub mod api_keys;
 pub mod assets;
 pub mod audit;
@@ -138,6 +139,11 @@ fn console_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(page("/").get(console::home))
         .service(page("/accounts").get(console::pick_account))
+        .service(
+            page("/account/password")
+                .get(account::show_password_form)
+                .post(account::change_password),
+        )
         .service(
             page(KEYS)
                 .get(api_keys::list_api_keys)

@@ -39,7 +39,7 @@ both_backends! {
             format!("{k}/{key}/access-codes"), format!("{k}/{key}/access-codes/{code}"),
             format!("{k}/{key}/access-codes/{code}/secret"), format!("{k}/{key}/access-codes/{code}/download"),
             format!("{k}/{key}/access-codes/{code}/enabled"), format!("{k}/{key}/access-codes/{code}/delete"),
-            format!("/accounts/{acc}/audit"), "/docs/apis".into(), "/login".into(), "/logout".into(), "/setup".into(),
+            format!("/accounts/{acc}/audit"), "/docs/apis".into(), "/login".into(), "/logout".into(), "/setup".into(), "/account/password".into(),
             "/healthz".into(), "/readyz".into(), "/metrics".into(), "/v1/keys/verify".into(), "/v1/auth/forward".into(),
             format!("/api/v1/accounts/{acc}/ping"), format!("/api/v1/accounts/{acc}/ads"),
         ];

@@ -247,3 +247,44 @@ async fn over_https_the_session_cookie_is_secure_and_host_prefixed() {
     );
     assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
 }
+
+both_backends! {
+    async fn changing_the_password_signs_out_every_other_browser(app) {
+        let (laptop, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let phone = app.browser();
+        assert_eq!(phone.log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+        let old_cookie = laptop.cookie("bms_session").unwrap();
+        let csrf = laptop.csrf_token_of("/account/password").await;
+        let new = "a brand new long password";
+        let res = laptop
+            .post_form("/account/password", &[("csrf_token", &csrf), ("current_password", PASSWORD), ("new_password", new), ("new_password_confirm", new)])
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_ne!(laptop.cookie("bms_session").unwrap(), old_cookie, "this browser gets a new session");
+        assert!(laptop.get_following("/").await.body.contains("Password changed."));
+        assert_eq!(phone.get("/accounts").await.location(), "/login", "the other browser is signed out");
+        assert_eq!(app.browser().log_in("ana@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.browser().log_in("ana@example.com", new).await.status, StatusCode::SEE_OTHER);
+        assert!(crate::helpers::audit_actions(&app, &acc).iter().any(|a| a.0 == "password.changed"));
+    }
+
+    async fn a_password_change_is_refused_with_a_message_and_changes_nothing(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let csrf = browser.csrf_token_of("/account/password").await;
+        for (current, new, confirm, message) in [
+            ("wrong password!", "a brand new long password", "a brand new long password", "This is not your current password."),
+            (PASSWORD, "short", "short", "Use at least 10 characters."),
+            (PASSWORD, "a brand new long password", "something else entirely", "The two new passwords do not match."),
+        ] {
+            let res = browser
+                .post_form("/account/password", &[("csrf_token", &csrf), ("current_password", current), ("new_password", new), ("new_password_confirm", confirm)])
+                .await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{message}");
+            assert!(res.body.contains(message), "{message}");
+            assert!(!res.body.contains(new) || new == "short", "passwords are not echoed");
+        }
+        let res = browser.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "a brand new long password"), ("new_password_confirm", "a brand new long password")]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "CSRF token required");
+        assert_eq!(app.browser().log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "unchanged");
+    }
+}
