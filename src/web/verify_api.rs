@@ -134,11 +134,10 @@ pub async fn forward_auth(
         Presented::None => String::new(),
         Presented::Conflicting => return Err(ApiConflict.into()),
     };
-    if request_problem(method, path).is_some() {
-        return Err(ApiRefusal(Refusal::NotAllowed {
-            would_allow: Vec::new(),
-        })
-        .into());
+    if let Some(problem) = request_problem(method, path) {
+        // The gateway sent headers we cannot read: say so, rather than blame the caller's code.
+        return Ok(HttpResponse::BadRequest()
+            .json(crate::web::bms_api::error_body("bad_request", problem)));
     }
     let check = Check {
         secret: &secret,

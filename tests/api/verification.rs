@@ -251,6 +251,8 @@ both_backends! {
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &ads)], None).await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", "no-slash"), ("x-api-key", &secret)], None).await;
+        assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_request".into()));
     }
 
     async fn failed_verifications_are_rate_limited_per_client(app) {
