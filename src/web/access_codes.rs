@@ -15,7 +15,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::web::api_keys::KeyView;
 use crate::web::console::{html, html_with_status};
 use crate::web::display;
-use crate::web::forms::HtmlForm;
+use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
 use crate::web::urls::AccountUrls;
@@ -663,12 +663,6 @@ pub async fn confirm_delete_access_code(
         access_codes_url: urls.access_codes(&data.key.id),
         code,
     })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf_token: String,
 }
 
 /// `POST …/access-codes/{code}/delete` — refused with 409 while the code is enabled.

@@ -1,7 +1,6 @@
 //! The signed-in user's own settings: changing the password.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
@@ -70,12 +69,7 @@ pub async fn change_password(
         );
         return rerender(errors);
     }
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = websession::user_agent(&req);
     let (user, ip) = (who.user.clone(), who.client_ip.clone());
     let result = state
         .db

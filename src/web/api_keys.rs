@@ -13,7 +13,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::policies::Policy;
 use crate::web::console::{html, html_with_status};
 use crate::web::display;
-use crate::web::forms::HtmlForm;
+use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
 use crate::web::urls::AccountUrls;
@@ -515,18 +515,11 @@ pub async fn update_api_key(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let (account_id, key_id) = path.into_inner();
-    let access = load_access(&state, &who, account_id.clone()).await?;
-    let actor = access.actor(&who.user, &who.client_ip);
     let (input, id) = (form.input(), key_id.clone());
-    let result = state
-        .db
-        .run(
-            move |conn| match api_keys::update(conn, &access, &actor, &id, &input) {
-                Ok(key) => Ok(Ok(key)),
-                Err(AppError::Invalid(errors)) => Ok(Err(errors)),
-                Err(other) => Err(other),
-            },
-        )
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            api_keys::update(conn, access, actor, &id, &input)
+        })
         .await?;
     match result {
         Ok(key) => {
@@ -536,7 +529,7 @@ pub async fn update_api_key(
                 &Flash::success(format!("Changes to \"{}\" saved.", key.name)),
             ))
         }
-        Err(errors) => {
+        Err(AppError::Invalid(errors)) => {
             let data = load_key_page(&state, &who, account_id, key_id).await?;
             render_show(
                 &state,
@@ -548,6 +541,7 @@ pub async fn update_api_key(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
+        Err(other) => Err(other),
     }
 }
 
@@ -584,12 +578,6 @@ pub async fn confirm_delete_api_key(
     })
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf_token: String,
-}
-
 /// `POST …/api-keys/{key}/delete`
 pub async fn delete_api_key(
     state: State,
@@ -599,16 +587,14 @@ pub async fn delete_api_key(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let (account_id, key_id) = path.into_inner();
-    let access = load_access(&state, &who, account_id).await?;
-    let actor = access.actor(&who.user, &who.client_ip);
-    let list_url = AccountUrls::new(&access.account.id).api_keys();
-    let key = state
-        .db
-        .run(move |conn| api_keys::delete(conn, &access, &actor, &key_id))
-        .await?;
+    let key = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            api_keys::delete(conn, access, actor, &key_id)
+        })
+        .await??;
     state.verifier.forget_keys(key.affected_key_ids());
     Ok(see_other_with_flash(
-        &list_url,
+        &AccountUrls::new(&key.account_id).api_keys(),
         &Flash::success(format!(
             "API key \"{}\" deleted. Integrations using it no longer have access.",
             key.name

@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::sessions::{self, Session};
 use crate::throttle::FailureThrottle;
 use crate::users;
-use crate::web::forms::HtmlForm;
+use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::Layout;
 use crate::web::session::{
     self as websession, Flash, LOGIN_CSRF_COOKIE, SignedIn, client_ip, see_other_with_flash,
@@ -142,12 +142,7 @@ pub async fn log_in(
         return Ok(res);
     }
 
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = websession::user_agent(&req);
     let old_token = req
         .cookie(websession::session_cookie_name(&state))
         .map(|c| c.value().to_owned());
@@ -190,18 +185,12 @@ pub async fn log_in(
     Ok(res)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfOnly {
-    pub csrf_token: String,
-}
-
 /// `POST /logout`
 pub async fn log_out(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    HtmlForm(form): HtmlForm<CsrfOnly>,
+    HtmlForm(form): HtmlForm<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(websession::session_cookie_name(&state)) {

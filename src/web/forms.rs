@@ -59,3 +59,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
 }
 
 pub use crate::error::FieldErrors;
+
+/// A form that carries nothing but its CSRF token (sign out, delete, confirmations).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    pub csrf_token: String,
+}

@@ -79,6 +79,15 @@ pub fn anonymous_csrf_ok(req: &HttpRequest, submitted: &str) -> bool {
         .is_some_and(|c| !submitted.is_empty() && sessions::tokens_equal(c.value(), submitted))
 }
 
+/// The browser's `User-Agent`, kept with a session so a user can tell their sessions apart.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// The client's IP: the TCP peer, or the first `X-Forwarded-For` hop when told we are behind our own
 /// proxy (trusting that header otherwise would let anyone pick the IP the throttle and audit log see).
 pub fn client_ip(req: &HttpRequest, state: &AppState) -> String {

@@ -163,12 +163,7 @@ pub async fn complete_setup(
         );
     }
     let ip = client_ip(&req, &state);
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = websession::user_agent(&req);
     let (added, token) = state
         .db
         .run(move |conn| {

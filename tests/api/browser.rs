@@ -4,7 +4,6 @@
 //! chromium-driver and sets it); otherwise reported as ignored. Screenshots go to
 //! `target/screenshots/<test>/`, printed by each test.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use bms_keys::users::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{Backend, Browser, PASSWORD, TestApp};
+use crate::helpers::{Backend, Browser, PASSWORD, TestApp, free_port};
 
 /// A Chromium session with its chromedriver, closed (and killed) when the test ends.
 struct Session {
@@ -31,14 +30,6 @@ impl Drop for Session {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 const ENTER: &str = "\u{E007}";

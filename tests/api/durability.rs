@@ -7,15 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 
-use crate::helpers::{Browser, PASSWORD};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{Browser, PASSWORD, free_port};
 
 fn start_server(data_dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_bms-keys"))

@@ -656,3 +656,13 @@ impl Browser {
             .unwrap_or_default()
     }
 }
+
+/// A loopback port that was free a moment ago (for the programs the tests start: nginx, chromedriver,
+/// a second server process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}

@@ -2,22 +2,12 @@
 //! endpoint (the configuration the README documents). Runs when `BMS_TEST_NGINX` names the nginx
 //! binary (`.ci/run` installs and sets it); otherwise it is reported as ignored.
 
-use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 
-use crate::helpers::{Backend, TestApp, key_with_code};
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{Backend, TestApp, free_port, key_with_code};
 
 /// The nginx process, stopped when dropped.
 struct Nginx(Child);
