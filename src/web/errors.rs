@@ -154,3 +154,10 @@ pub async fn json_not_found() -> HttpResponse {
 pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
     Err(AppError::MethodNotAllowed)
 }
+
+/// The answer to a `/v1` URL requested with a method it does not take.
+pub async fn json_method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(serde_json::json!({
+        "error": { "code": "method_not_allowed", "message": "This API does not take that method. See /docs/apis." }
+    }))
+}

@@ -112,8 +112,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/v1")
             .wrap(middleware::api_headers())
-            .route("/keys/verify", web::post().to(verify_api::verify_key))
-            .route("/auth/forward", web::get().to(verify_api::forward_auth))
+            .configure(verify_routes)
             .default_service(web::to(errors::json_not_found)),
     )
     .service(
@@ -126,63 +125,82 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Every console page, and the operational endpoints.
-fn console_routes(cfg: &mut web::ServiceConfig) {
-    const KEYS: &str = "/accounts/{acc}/permissions/api-keys";
-    const CODE: &str = "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}";
-    cfg.service(page("/login").get(auth::show_login).post(auth::log_in))
-        .service(page("/logout").post(auth::log_out))
-        .service(
-            page("/setup")
-                .get(setup::show_setup)
-                .post(setup::complete_setup),
-        )
-        .service(page("/").get(console::home))
-        .service(page("/accounts").get(console::pick_account))
-        .service(
-            page("/account/password")
-                .get(account::show_password_form)
-                .post(account::change_password),
-        )
-        .service(
-            page(KEYS)
-                .get(api_keys::list_api_keys)
-                .post(api_keys::create_api_key),
-        )
-        .service(page(format!("{KEYS}/new")).get(api_keys::new_api_key))
-        .service(
-            page(format!("{KEYS}/{{key}}"))
-                .get(api_keys::show_api_key)
-                .post(api_keys::update_api_key),
-        )
-        .service(
-            page(format!("{KEYS}/{{key}}/delete"))
-                .get(api_keys::confirm_delete_api_key)
-                .post(api_keys::delete_api_key),
-        )
-        .service(
-            page(format!("{KEYS}/{{key}}/access-codes"))
-                .get(access_codes::list_access_codes)
-                .post(access_codes::create_access_code),
-        )
-        .service(page(CODE).post(access_codes::update_access_code))
-        .service(page(format!("{CODE}/secret")).get(access_codes::show_secret))
-        .service(page(format!("{CODE}/download")).get(access_codes::download_secret))
-        .service(page(format!("{CODE}/enabled")).post(access_codes::set_access_code_enabled))
-        .service(
-            page(format!("{CODE}/delete"))
-                .get(access_codes::confirm_delete_access_code)
-                .post(access_codes::delete_access_code),
-        )
-        .service(page("/accounts/{acc}/audit").get(audit::list_audit_events))
-        .service(page("/docs/apis").get(docs::list_apis))
-        .service(page("/metrics").get(ops::prometheus))
-        .service(page("/healthz").get(ops::healthz))
-        .service(page("/readyz").get(ops::readyz))
-        .service(page("/static/{hash}/{file:.*}").get(assets::serve_asset));
+/// One registered route (path pattern and method), as the tests see the route table: the CSRF,
+/// tenant-isolation and hostile-input sweeps walk these lists, so a route added here cannot be missed.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Declares a route table once, producing both the function that registers it and the list of what
+/// it registers.
+macro_rules! route_table {
+    ($(#[$doc:meta])* fn $register:ident, const $list:ident, resource = $resource:path;
+     $($path:literal => $($method:ident($handler:path)),+;)*) => {
+        $(#[$doc])*
+        pub const $list: &[RouteSpec] = &[$($(RouteSpec {
+            method: route_table!(@method $method),
+            path: $path,
+        },)+)*];
+
+        fn $register(cfg: &mut web::ServiceConfig) {
+            $(cfg.service($resource($path)$(.$method($handler))+);)*
+        }
+    };
+    (@method get) => { "GET" };
+    (@method post) => { "POST" };
+}
+
+route_table! {
+    /// The verification endpoints under `/v1`.
+    fn verify_routes, const VERIFY_ROUTES, resource = api_resource;
+    "/keys/verify" => post(verify_api::verify_key);
+    "/auth/forward" => get(verify_api::forward_auth);
+}
+
+route_table! {
+    /// Every console page, and the operational endpoints.
+    fn console_routes, const CONSOLE_ROUTES, resource = page;
+    "/login" => get(auth::show_login), post(auth::log_in);
+    "/logout" => post(auth::log_out);
+    "/setup" => get(setup::show_setup), post(setup::complete_setup);
+    "/" => get(console::home);
+    "/accounts" => get(console::pick_account);
+    "/account/password" => get(account::show_password_form), post(account::change_password);
+    "/accounts/{acc}/permissions/api-keys" =>
+        get(api_keys::list_api_keys), post(api_keys::create_api_key);
+    "/accounts/{acc}/permissions/api-keys/new" => get(api_keys::new_api_key);
+    "/accounts/{acc}/permissions/api-keys/{key}" =>
+        get(api_keys::show_api_key), post(api_keys::update_api_key);
+    "/accounts/{acc}/permissions/api-keys/{key}/delete" =>
+        get(api_keys::confirm_delete_api_key), post(api_keys::delete_api_key);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes" =>
+        get(access_codes::list_access_codes), post(access_codes::create_access_code);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}" =>
+        post(access_codes::update_access_code);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/secret" =>
+        get(access_codes::show_secret);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/download" =>
+        get(access_codes::download_secret);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/enabled" =>
+        post(access_codes::set_access_code_enabled);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/delete" =>
+        get(access_codes::confirm_delete_access_code), post(access_codes::delete_access_code);
+    "/accounts/{acc}/audit" => get(audit::list_audit_events);
+    "/docs/apis" => get(docs::list_apis);
+    "/metrics" => get(ops::prometheus);
+    "/healthz" => get(ops::healthz);
+    "/readyz" => get(ops::readyz);
+    "/static/{hash}/{file:.*}" => get(assets::serve_asset);
 }
 
 /// A console resource: a method it does not take gets a 405 page, not actix's empty answer.
-fn page(path: impl AsRef<str>) -> actix_web::Resource {
-    web::resource(path.as_ref()).default_service(web::to(errors::method_not_allowed))
+fn page(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(errors::method_not_allowed))
+}
+
+/// A JSON resource: a method it does not take gets a JSON 405.
+fn api_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(errors::json_method_not_allowed))
 }

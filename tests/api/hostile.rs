@@ -1,8 +1,9 @@
 //! Hostile input: every route with malformed and extreme input answers below 500, with a message.
-//! (The start of issue 7's sweep: the route list is written out here; the CSRF and isolation matrices
-//! live in their own tests.)
+//! The routes come from the application's route table and API catalogue, so a new one is swept too.
 
 use actix_web::http::StatusCode;
+
+use bms_keys::web::{CONSOLE_ROUTES, VERIFY_ROUTES};
 
 use crate::both_backends;
 use crate::helpers::{Browser, TestResponse, key_with_code};
@@ -34,15 +35,18 @@ both_backends! {
         ];
         let mut seen = 0usize;
         let k = format!("/accounts/{acc}/permissions/api-keys");
-        let mut paths: Vec<String> = vec![
-            "/".into(), "/accounts".into(), k.clone(), format!("{k}/new"), format!("{k}/{key}"), format!("{k}/{key}/delete"),
-            format!("{k}/{key}/access-codes"), format!("{k}/{key}/access-codes/{code}"),
-            format!("{k}/{key}/access-codes/{code}/secret"), format!("{k}/{key}/access-codes/{code}/download"),
-            format!("{k}/{key}/access-codes/{code}/enabled"), format!("{k}/{key}/access-codes/{code}/delete"),
-            format!("/accounts/{acc}/audit"), "/docs/apis".into(), "/login".into(), "/logout".into(), "/setup".into(), "/account/password".into(),
-            "/healthz".into(), "/readyz".into(), "/metrics".into(), "/v1/keys/verify".into(), "/v1/auth/forward".into(),
-            format!("/api/v1/accounts/{acc}/ping"), format!("/api/v1/accounts/{acc}/ads"),
-        ];
+        // Every route of the route table and every API of the catalogue, with real ids filled in.
+        let mut paths: Vec<String> = vec!["/".into()];
+        for route in CONSOLE_ROUTES {
+            let path = route.path.replace("{acc}", &acc).replace("{key}", &key).replace("{code}", &code)
+                .replace("{hash}", "0000").replace("{file:.*}", "app.css");
+            assert!(!path.contains('{'), "{}: a path parameter the sweep does not know", route.path);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+        paths.extend(VERIFY_ROUTES.iter().map(|r| format!("/v1{}", r.path)));
+        paths.extend(app.state.catalogue.apis.iter().map(|api| api.path.replace("{account}", &acc)));
         for id in &weird_ids {
             paths.push(format!("/accounts/{id}/permissions/api-keys"));
             paths.push(format!("{k}/{id}"));

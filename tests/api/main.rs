@@ -12,6 +12,7 @@ mod api_keys;
 mod browser;
 mod durability;
 mod login;
+mod matrix;
 mod nginx;
 mod platform;
 mod setup;
