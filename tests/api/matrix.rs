@@ -39,7 +39,7 @@ fn fill(route: &RouteSpec, ids: &Ids<'_>) -> Option<String> {
 
 /// Every field any console form takes, with values that would be accepted: if a check were missing,
 /// the request would change something, and the snapshot would show it.
-fn every_field<'a>(csrf: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+fn every_field(csrf: Option<&str>) -> Vec<(&str, &str)> {
     let mut fields = vec![
         ("mode", "create"),
         ("name", "Changed by the matrix"),
