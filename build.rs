@@ -1,6 +1,8 @@
 //! Tells the test suite which optional services it may use: with `BMS_TEST_POSTGRES_URL` set, the
 //! PostgreSQL half of every integration test runs; with `BMS_TEST_NGINX` (the nginx binary), the test
-//! through a real nginx; with `BMS_TEST_CHROMEDRIVER`, the browser tests. Without them those tests are
+//! through a real nginx; with `BMS_TEST_CHROMEDRIVER`, the browser tests; with `BMS_TEST_PG_BINDIR`
+//! (PostgreSQL's `initdb` and `pg_ctl`), the test that stops a cluster of its own under the running
+//! server. Without them those tests are
 //! reported as *ignored*, with the reason, rather than silently passing.
 
 fn main() {
@@ -9,6 +11,7 @@ fn main() {
         ("BMS_TEST_POSTGRES_URL", "bms_pg_tests"),
         ("BMS_TEST_NGINX", "bms_nginx_tests"),
         ("BMS_TEST_CHROMEDRIVER", "bms_browser_tests"),
+        ("BMS_TEST_PG_BINDIR", "bms_pg_fault_tests"),
     ] {
         println!("cargo::rerun-if-env-changed={variable}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

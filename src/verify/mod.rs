@@ -35,6 +35,9 @@ const CACHE_ENTRIES: usize = 200_000;
 const CACHE_TTL: Duration = Duration::from_secs(60);
 /// How long "no such code" is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// How long a lookup waits for a database connection before answering 503: when the database is
+/// away, a client hears so within a second instead of holding a worker (the console waits longer).
+const LOOKUP_WAIT: Duration = Duration::from_millis(500);
 
 /// What the route demands beyond a valid code that reaches the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +256,7 @@ impl Verifier {
     /// The cold path: reads the code from the database (blocking: run it off the async workers) and
     /// caches the answer.
     pub fn load(&self, digest: [u8; 32]) -> Result<Cached, AppError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.pool.get_timeout(LOOKUP_WAIT)?;
         let cached = match lookup::load_entry(&mut conn, &digest)? {
             Some(entry) => Cached::Found(Arc::new(entry)),
             None => Cached::Unknown,

@@ -133,6 +133,13 @@ impl TestApp {
         Self::start(backend, database_url, data_dir, Some(db), adjust).await
     }
 
+    /// The app on a database the test provides (a PostgreSQL cluster of its own, say), which it
+    /// neither creates nor drops.
+    pub async fn spawn_on(backend: Backend, database_url: String) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temporary directory").keep();
+        Self::start(backend, database_url, data_dir, None, |_| {}).await
+    }
+
     /// A second instance on this app's database and key material (as behind a load balancer).
     pub async fn second_instance(&self) -> TestApp {
         let data_dir = self.state.settings.data_dir.clone();

@@ -11,6 +11,7 @@ mod access_codes;
 mod api_keys;
 mod browser;
 mod durability;
+mod faults;
 mod login;
 mod matrix;
 mod nginx;
