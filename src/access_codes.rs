@@ -74,6 +74,8 @@ pub fn description_problem(description: &str) -> Option<&'static str> {
         Some("Use at most 200 characters.")
     } else if description.chars().any(char::is_control) {
         Some("Use letters, digits, spaces and punctuation only.")
+    } else if crate::secrets::contains_secret_like(description) {
+        Some(crate::secrets::PASTED_SECRET)
     } else {
         None
     }

@@ -112,6 +112,8 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
         Some("Use at most 100 characters.")
     } else if name.chars().any(char::is_control) {
         Some("Use letters, digits, spaces and punctuation only.")
+    } else if crate::secrets::contains_secret_like(name) {
+        Some(crate::secrets::PASTED_SECRET)
     } else {
         None
     }
@@ -119,6 +121,9 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
 
 /// Tags from the comma-separated field: trimmed, lower-cased, de-duplicated, in the order typed.
 pub fn parse_tags(raw: &str) -> Result<Vec<String>, String> {
+    if crate::secrets::contains_secret_like(raw) {
+        return Err(crate::secrets::PASTED_SECRET.to_owned());
+    }
     let mut tags: Vec<String> = Vec::new();
     for tag in raw
         .split(',')

@@ -81,8 +81,13 @@ pub async fn request_context(
     Ok(res)
 }
 
-/// The path and query as they may be logged: the value of every `apiKey` parameter replaced.
+/// The path and query as they may be logged: the value of every `apiKey` parameter replaced, and
+/// anything else that looks like a secret (pasted into a search box, say).
 pub fn redacted_target(path: &str, query: &str) -> String {
+    crate::secrets::redact_secret_like(&api_key_redacted(path, query)).into_owned()
+}
+
+fn api_key_redacted(path: &str, query: &str) -> String {
     if query.is_empty() {
         return path.to_owned();
     }
@@ -184,6 +189,11 @@ mod tests {
             "/api/v1/x?a=1&apiKey=[REDACTED]&b=2&APIKEY=[REDACTED]&%61piKey=[REDACTED]"
         );
         assert_eq!(redacted_target("/p", ""), "/p");
+        let secret = crate::secrets::generate();
+        assert_eq!(
+            redacted_target(&format!("/keys/{secret}"), &format!("q={secret}")),
+            "/keys/[REDACTED]?q=[REDACTED]"
+        );
         assert_eq!(
             redacted_target("/setup", "token=abc"),
             "/setup?token=[REDACTED]"

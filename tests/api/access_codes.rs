@@ -126,7 +126,8 @@ both_backends! {
     async fn concurrent_creates_never_make_a_third_code(app) {
         let (browser, acc, _) = owner_with_key(&app).await;
         let csrf = browser.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
-        for round in 0..8 {
+        const ROUNDS: usize = 50;
+        for round in 0..ROUNDS {
             let key = browser.create_key(&acc, &format!("Race {round}"), "", &[]).await;
             let url = tab_url(&acc, &key);
             let fields = [("csrf_token", csrf.as_str()), ("description", "race")];
@@ -145,6 +146,7 @@ both_backends! {
             });
             assert_eq!(count, 2, "round {round}");
         }
+        println!("access-code races: {ROUNDS} rounds of 64 concurrent creates, 2 codes each time");
     }
 
     async fn the_download_is_a_text_file_with_everything_needed(app) {

@@ -28,23 +28,29 @@ pub enum Backend {
 /// Runs the test body once on SQLite and once on PostgreSQL, as two tests named `<test>::sqlite` and
 /// `<test>::postgres`. Without `BMS_TEST_POSTGRES_URL` at build time the PostgreSQL one is ignored
 /// with the reason shown.
+/// `async fn name(app) settings(|s| …) { … }` starts the app with adjusted settings.
 #[macro_export]
 macro_rules! both_backends {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+    ($(async fn $name:ident($app:ident) $(settings($adjust:expr))? $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             async fn run($app: $crate::helpers::TestApp) $body
 
+            fn adjust(settings: &mut bms_keys::config::Settings) {
+                $(($adjust)(settings);)?
+                let _ = settings;
+            }
+
             #[actix_web::test]
             async fn sqlite() {
-                run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+                run($crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, adjust).await).await
             }
 
             #[actix_web::test]
             #[cfg_attr(not(bms_pg_tests), ignore = "PostgreSQL: set BMS_TEST_POSTGRES_URL to run")]
             async fn postgres() {
-                run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await
+                run($crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, adjust).await).await
             }
         }
     )*};

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod hostile;
+mod leaks;
 
 mod access_codes;
 mod api_keys;
