@@ -288,3 +288,64 @@ both_backends! {
         assert_eq!(app.browser().log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "unchanged");
     }
 }
+
+both_backends! {
+    async fn unknown_emails_and_wrong_passwords_look_the_same_in_answer_lockout_and_time(app)
+        // Each attempt from its own address (as told by a trusted proxy), so the per-IP limit stays out
+        // of the measurement.
+        settings(|s: &mut bms_keys::config::Settings| s.trust_proxy = true)
+    {
+        const USERS: usize = 8;
+        const ATTEMPTS_PER_USER: usize = 4; // below the per-email limit
+        for i in 0..USERS {
+            app.add_user(&format!("user{i}@example.com"), PASSWORD, "Shop", Role::Owner, false);
+        }
+        let browser = app.browser();
+        let token = browser.get("/login").await.csrf_token();
+        let mut attempt = 0u32;
+        let mut sign_in = |email: String| {
+            attempt += 1;
+            let ip = format!("10.1.{}.{}", attempt / 250, attempt % 250 + 1);
+            let body = serde_html_form::to_string([("email", email.as_str()), ("password", "wrong password"), ("csrf_token", &token)]).unwrap();
+            let browser = &browser;
+            async move {
+                let started = std::time::Instant::now();
+                let res = browser.request("POST", "/login", &[("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-for", &ip)], Some(body)).await;
+                (res, started.elapsed())
+            }
+        };
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        // Interleaved, so that whatever else the machine does falls on both paths alike.
+        for round in 0..ATTEMPTS_PER_USER {
+            for i in 0..USERS {
+                let (a, took_known) = sign_in(format!("user{i}@example.com")).await;
+                let (b, took_unknown) = sign_in(format!("nobody{round}x{i}@example.com")).await;
+                assert_eq!((a.status, b.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+                assert_eq!(a.body.replace(&format!("user{i}@"), "@"), b.body.replace(&format!("nobody{round}x{i}@"), "@"), "the same page");
+                known.push(took_known);
+                unknown.push(took_unknown);
+            }
+        }
+        // The lockout does not tell them apart either: an unknown email is locked out like a known one.
+        for email in ["user0@example.com", "nobody-locked@example.com"] {
+            let mut last = StatusCode::OK;
+            for _ in 0..=bms_keys::web::auth::FAILURES_PER_EMAIL {
+                last = sign_in(email.to_owned()).await.0.status;
+            }
+            assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        }
+        let summary = |times: &mut Vec<std::time::Duration>| {
+            times.sort();
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            (ms(times[times.len() / 2]), ms(times[times.len() * 9 / 10]))
+        };
+        let (known_p50, known_p90) = summary(&mut known);
+        let (unknown_p50, unknown_p90) = summary(&mut unknown);
+        // Reported, not asserted: wall-clock times depend on the machine.
+        println!(
+            "sign-in timing ({} each): wrong password p50 {known_p50:.1} ms p90 {known_p90:.1} ms; \
+             unknown email p50 {unknown_p50:.1} ms p90 {unknown_p90:.1} ms",
+            known.len()
+        );
+    }
+}
