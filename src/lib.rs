@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod drive_files;
 pub mod error;
+pub mod hashing;
 pub mod ids;
 pub mod keystore;
 pub mod metrics;

@@ -104,10 +104,14 @@ pub fn display_name_problem(name: &str) -> Option<&'static str> {
 /// argon2id with the OWASP parameters (19 MiB, 2 passes, 1 lane: `Argon2::default()`), random salt.
 /// Slow on purpose: call it off the async workers.
 pub fn hash_password(password: &str) -> Result<String, AppError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|e| AppError::internal(format!("cannot hash a password: {e}")))
+    let password = password.to_owned();
+    crate::hashing::run(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+    })
+    .ok_or_else(|| AppError::internal("the password hashing thread failed"))?
+    .map_err(|e| AppError::internal(format!("cannot hash a password: {e}")))
 }
 
 /// A hash of a random password, checked when the email is unknown, so that both paths cost one argon2
@@ -116,9 +120,13 @@ static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password(&crate::ids::random_base62(24)).unwrap_or_default());
 
 fn password_matches(hash: &str, password: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    let (hash, password) = (hash.to_owned(), password.to_owned());
+    crate::hashing::run(move || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .unwrap_or(false)
 }
 
 /// The data needed to create a user.

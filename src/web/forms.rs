@@ -44,18 +44,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for HtmlForm<T> {
             let bytes = body.await.map_err(|_| {
                 AppError::bad_request("The form is too large or could not be read.")
             })?;
-            if bytes.len() > FORM_LIMIT {
-                return Err(AppError::bad_request("The form is too large."));
-            }
-            serde_html_form::from_bytes(&bytes)
-                .map(HtmlForm)
-                .map_err(|_| {
-                    AppError::bad_request(
-                        "The form could not be read. Reload the page and try again.",
-                    )
-                })
+            decode(&bytes).map(HtmlForm)
         })
     }
+}
+
+/// Decodes a form body into `T`, refusing bodies over [`FORM_LIMIT`] with a message (the fuzz
+/// target `form_decoders` feeds this arbitrary bytes).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.len() > FORM_LIMIT {
+        return Err(AppError::bad_request("The form is too large."));
+    }
+    serde_html_form::from_bytes(bytes).map_err(|_| {
+        AppError::bad_request("The form could not be read. Reload the page and try again.")
+    })
 }
 
 pub use crate::error::FieldErrors;
