@@ -105,6 +105,11 @@ pub fn redact_secret_like(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for (start, end) in secret_like_runs(text) {
+        if start < copied {
+            // A prefix inside the run just redacted ("bms_…bms_…"): already covered, up to its end.
+            copied = copied.max(end);
+            continue;
+        }
         out.push_str(&text[copied..start]);
         out.push_str("[REDACTED]");
         copied = end;
@@ -257,6 +262,9 @@ mod tests {
             "/p?q=[REDACTED]&x=[REDACTED]"
         );
         assert_eq!(redact_secret_like("/p?q=plain"), "/p?q=plain");
+        // Found by the fuzz target secret_format: a prefix inside a run (it used to panic).
+        let overlapping = "bms_mbmcCCcCCCCCCCCCCCCCCCbms_mbmcCCCCCCCCCCCmcCCcCCCCCCCCCCCCCC";
+        assert_eq!(redact_secret_like(overlapping), "[REDACTED]");
     }
 
     #[test]
