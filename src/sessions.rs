@@ -147,14 +147,31 @@ pub fn sign_in(
     })
 }
 
-/// Records a failed sign-in in the accounts of the user the email belongs to, if any. Called off the
-/// response path, so that the extra write for a known email cannot be timed.
+/// Records a failed sign-in in the accounts of the user the email belongs to. Called off the response
+/// path; an unknown email is recorded too, in no account and without the text typed (people type
+/// passwords into the email field), so that both cases make the same write: otherwise the write a
+/// known email causes could be seen in the timing of the next request.
 pub fn record_failed_sign_in(conn: &mut DbConn, email: &str, client_ip: &str) -> QueryResult<()> {
     match User::find_by_email(conn, email)? {
         Some(user) => db::write_transaction(conn, |conn| {
             record_for_user_accounts(conn, &user, client_ip, "login.failed")
         }),
-        None => Ok(()),
+        None => db::write_transaction(conn, |conn| {
+            let actor = crate::audit::Actor {
+                user_id: None,
+                email: String::new(),
+                is_staff: false,
+                client_ip: client_ip.to_owned(),
+            };
+            crate::audit::AuditEvent::record(
+                conn,
+                &actor,
+                None,
+                "login.failed",
+                "unknown email",
+                "",
+            )
+        }),
     }
 }
 
