@@ -28,6 +28,7 @@ pub enum Backend {
 /// Runs the test body once on SQLite and once on PostgreSQL, as two tests named `<test>::sqlite` and
 /// `<test>::postgres`. Without `BMS_TEST_POSTGRES_URL` at build time the PostgreSQL one is ignored
 /// with the reason shown.
+///
 /// `async fn name(app) settings(|s| …) { … }` starts the app with adjusted settings.
 #[macro_export]
 macro_rules! both_backends {
@@ -37,9 +38,9 @@ macro_rules! both_backends {
             use super::*;
             async fn run($app: $crate::helpers::TestApp) $body
 
+            #[allow(unused_variables)] // without `settings(…)` there is nothing to adjust
             fn adjust(settings: &mut bms_keys::config::Settings) {
                 $(($adjust)(settings);)?
-                let _ = settings;
             }
 
             #[actix_web::test]

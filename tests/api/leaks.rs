@@ -61,7 +61,7 @@ both_backends! {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let keys = format!("/accounts/{acc}/permissions/api-keys");
         let (key, code, secret) = key_with_code(&owner, &acc, "Journey", &["full-access"]).await;
-        let (second_code, second_secret) = owner.create_code(&acc, &key, "second").await;
+        let (_, second_secret) = owner.create_code(&acc, &key, "second").await;
         let code_url = format!("{keys}/{key}/access-codes/{code}");
         // Reveal again, download, and use it every way a client can, right and wrong.
         assert_eq!(owner.get(&format!("{code_url}/secret")).await.status, StatusCode::OK);
@@ -115,7 +115,6 @@ both_backends! {
         assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.body);
         assert_eq!(partner.api("GET", &format!("/api/v1/accounts/{partner_acc}/ads"), &second_secret).await.status, StatusCode::OK);
         post(format!("{keys}/{key}/delete"), vec![]).await;
-        let _ = second_code;
 
         let secrets = [&secret, &second_secret, &near_miss];
         // The log output.
