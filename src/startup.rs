@@ -96,6 +96,7 @@ impl Application {
             let keys = keystore::load(&mut conn, &settings.data_dir, &settings.key_material)?;
             (User::count(&mut conn)? == 0, keys)
         };
+        crate::users::prepare_sign_in();
         let setup_token = no_users.then(sessions::new_token);
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             bind: settings.bind.clone(),

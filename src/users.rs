@@ -119,6 +119,14 @@ pub fn hash_password(password: &str) -> Result<String, AppError> {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password(&crate::ids::random_base62(24)).unwrap_or_default());
 
+/// Computes the unknown-email hash now, in the background, so that the first sign-in with an unknown
+/// email does not pay for it (and take longer than a wrong password would).
+pub fn prepare_sign_in() {
+    let _ = std::thread::Builder::new()
+        .name("bms-dummy-hash".to_owned())
+        .spawn(|| LazyLock::force(&DUMMY_HASH).len());
+}
+
 fn password_matches(hash: &str, password: &str) -> bool {
     let (hash, password) = (hash.to_owned(), password.to_owned());
     crate::hashing::run(move || {
