@@ -113,6 +113,18 @@ impl Session {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
     }
 
+    /// How many other live sessions the user has besides `keep` (other browsers, other devices).
+    pub fn count_others(conn: &mut DbConn, user_id: &str, keep: &str) -> QueryResult<i64> {
+        let now = db::now();
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep))
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::last_seen_at.gt(now - IDLE_TIMEOUT))
+            .count()
+            .get_result(conn)
+    }
+
     /// Removes sessions past their absolute or idle expiry; run periodically.
     pub fn delete_expired(conn: &mut DbConn) -> QueryResult<usize> {
         let now = db::now();
@@ -191,6 +203,26 @@ fn record_for_user_accounts(
         crate::audit::AuditEvent::record(conn, &actor, Some(&account.id), action, &user.email, "")?;
     }
     Ok(())
+}
+
+/// Ends every session of the user except `keep` (the browser asking), and records it in their
+/// accounts' audit logs. Returns how many ended.
+pub fn sign_out_elsewhere(
+    conn: &mut DbConn,
+    user: &User,
+    keep: &str,
+    client_ip: &str,
+) -> QueryResult<usize> {
+    db::write_transaction(conn, |conn| {
+        let ended = diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(&user.id))
+                .filter(sessions::id.ne(keep)),
+        )
+        .execute(conn)?;
+        record_for_user_accounts(conn, user, client_ip, "sessions.signed_out_elsewhere")?;
+        Ok(ended)
+    })
 }
 
 /// Changes a user's password after checking the current one, ends every session of theirs, and

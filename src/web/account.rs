@@ -1,4 +1,4 @@
-//! The signed-in user's own settings: changing the password.
+//! The signed-in user's own settings: changing the password, signing out other browsers.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -18,6 +18,17 @@ use crate::web::session::{self as websession, Flash, SignedIn};
 struct PasswordPage {
     layout: Layout,
     errors: FieldErrors,
+    /// The user's live sessions in other browsers.
+    other_sessions: i64,
+}
+
+/// The user's live sessions besides this one.
+async fn other_sessions(state: &State, who: &SignedIn) -> Result<i64, AppError> {
+    let (user_id, keep) = (who.user.id.clone(), who.session.id.clone());
+    state
+        .db
+        .run(move |conn| Ok(sessions::Session::count_others(conn, &user_id, &keep)?))
+        .await
 }
 
 /// `GET /account/password`
@@ -26,11 +37,13 @@ pub async fn show_password_form(
     state: State,
     who: SignedIn,
 ) -> Result<HttpResponse, AppError> {
+    let other_sessions = other_sessions(&state, &who).await?;
     html_with_status(
         StatusCode::OK,
         &PasswordPage {
             layout: Layout::signed_in(&state, &who, "Change password", Flash::take(&req)),
             errors: FieldErrors::new(),
+            other_sessions,
         },
     )
 }
@@ -52,12 +65,14 @@ pub async fn change_password(
     HtmlForm(form): HtmlForm<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
+    let other_sessions = other_sessions(&state, &who).await?;
     let rerender = |errors: FieldErrors| {
         html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &PasswordPage {
                 layout: Layout::signed_in(&state, &who, "Change password", None),
                 errors,
+                other_sessions,
             },
         )
     };
@@ -99,4 +114,32 @@ pub async fn change_password(
         }
         Err(errors) => rerender(errors),
     }
+}
+
+/// `POST /account/sessions/sign-out-elsewhere` — ends every other session of the user (a lost laptop,
+/// a shared computer), keeping this one.
+pub async fn sign_out_elsewhere(
+    state: State,
+    who: SignedIn,
+    HtmlForm(form): HtmlForm<crate::web::forms::CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (user, keep, ip) = (
+        who.user.clone(),
+        who.session.id.clone(),
+        who.client_ip.clone(),
+    );
+    let ended = state
+        .db
+        .run(move |conn| Ok(sessions::sign_out_elsewhere(conn, &user, &keep, &ip)?))
+        .await?;
+    let message = match ended {
+        0 => "You were not signed in anywhere else.".to_owned(),
+        1 => "Signed out of 1 other session.".to_owned(),
+        n => format!("Signed out of {n} other sessions."),
+    };
+    Ok(websession::see_other_with_flash(
+        "/account/password",
+        &Flash::success(message),
+    ))
 }

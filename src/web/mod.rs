@@ -168,6 +168,7 @@ route_table! {
     "/" => get(console::home);
     "/accounts" => get(console::pick_account);
     "/account/password" => get(account::show_password_form), post(account::change_password);
+    "/account/sessions/sign-out-elsewhere" => post(account::sign_out_elsewhere);
     "/accounts/{acc}/permissions/api-keys" =>
         get(api_keys::list_api_keys), post(api_keys::create_api_key);
     "/accounts/{acc}/permissions/api-keys/new" => get(api_keys::new_api_key);

@@ -268,6 +268,31 @@ both_backends! {
         assert!(crate::helpers::audit_actions(&app, &acc).iter().any(|a| a.0 == "password.changed"));
     }
 
+    async fn signing_out_everywhere_else_ends_the_other_sessions_only(app) {
+        let (laptop, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let (phone, tablet) = (app.browser(), app.browser());
+        for other in [&phone, &tablet] {
+            assert_eq!(other.log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+        }
+        // Another user's session is not touched.
+        let (bob, _) = app.signed_in_owner("bob@example.com", "Other").await;
+        let page = laptop.get("/account/password").await;
+        assert!(page.body.contains("You are also signed in in 2 other browsers."), "{}", page.body);
+        let res = laptop.post_form("/account/sessions/sign-out-elsewhere", &[("csrf_token", &page.csrf_token())]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let after = laptop.get_following(res.location()).await;
+        assert!(after.body.contains("Signed out of 2 other sessions."), "{}", after.body);
+        assert!(after.body.contains("You are not signed in anywhere else."));
+        for other in [&phone, &tablet] {
+            assert_eq!(other.get("/accounts").await.location(), "/login", "the other browser is signed out");
+        }
+        assert_eq!(bob.get("/accounts").await.status, StatusCode::OK, "another user stays signed in");
+        assert_eq!(session_count(&app), 2, "this browser's and Bob's");
+        assert!(crate::helpers::audit_actions(&app, &acc).iter().any(|a| a.0 == "sessions.signed_out_elsewhere"));
+        let res = laptop.post_form("/account/sessions/sign-out-elsewhere", &[("csrf_token", "forged")]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+    }
+
     async fn a_password_change_is_refused_with_a_message_and_changes_nothing(app) {
         let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
         let csrf = browser.csrf_token_of("/account/password").await;
