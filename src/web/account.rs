@@ -41,7 +41,7 @@ pub async fn show_password_form(
     html_with_status(
         StatusCode::OK,
         &PasswordPage {
-            layout: Layout::signed_in(&state, &who, "Change password", Flash::take(&req)),
+            layout: Layout::signed_in(&state, &who, "Password and sessions", Flash::take(&req)),
             errors: FieldErrors::new(),
             other_sessions,
         },
@@ -70,7 +70,7 @@ pub async fn change_password(
         html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &PasswordPage {
-                layout: Layout::signed_in(&state, &who, "Change password", None),
+                layout: Layout::signed_in(&state, &who, "Password and sessions", None),
                 errors,
                 other_sessions,
             },

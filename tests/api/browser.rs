@@ -437,6 +437,25 @@ async fn viewers_and_support_staff_in_chromium() {
         "no change buttons for viewers"
     );
     s.shot("viewer-api-keys").await;
+    // Any user manages their own sessions: one more, elsewhere, then signed out from here.
+    let elsewhere = app.browser();
+    assert_eq!(
+        elsewhere
+            .log_in("victor@acme.example", PASSWORD)
+            .await
+            .status,
+        actix_web::http::StatusCode::SEE_OTHER
+    );
+    s.click("details.account-menu summary").await;
+    s.click_link("Password and sessions").await;
+    s.wait_text("You are also signed in in 1 other browser.")
+        .await;
+    s.shot("password-and-sessions").await;
+    s.click("form[action='/account/sessions/sign-out-elsewhere'] button")
+        .await;
+    s.wait_text("Signed out of 1 other session.").await;
+    s.shot("signed-out-elsewhere").await;
+    assert_eq!(elsewhere.get("/accounts").await.location(), "/login");
     s.sign_out().await;
     s.sign_in("sam@bms.example").await;
     s.goto(&format!("/accounts/{acme}/permissions/api-keys"))
