@@ -42,6 +42,16 @@ impl Backend {
     }
 }
 
+/// Prepares the PostgreSQL client library; call it before anything touches PostgreSQL (idempotent).
+///
+/// libpq uses OpenSSL, and OpenSSL frees its state in an exit handler — while a pool thread may still
+/// be opening a connection in the background, which then crashed the process on its way out
+/// (SIGSEGV inside `exit`, seen in the CLI and the test binary). Initialising OpenSSL first, without
+/// that exit handler (what `openssl_sys::init` does), removes the race; the OS reclaims the memory.
+pub fn init_postgres_client() {
+    openssl_sys::init();
+}
+
 /// The r2d2 manager: opens the right backend and sets SQLite's per-connection pragmas.
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
@@ -54,7 +64,10 @@ impl ConnectionManager {
         let backend = Backend::of_url(url);
         let url = match backend {
             Backend::Sqlite => url.strip_prefix("sqlite://").unwrap_or(url).to_owned(),
-            Backend::Postgres => url.to_owned(),
+            Backend::Postgres => {
+                init_postgres_client();
+                url.to_owned()
+            }
         };
         Self { url, backend }
     }

@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    bms_keys::db::init_postgres_client();
     bms_keys::telemetry::init();
     match bms_keys::cli::run(bms_keys::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

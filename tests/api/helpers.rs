@@ -105,6 +105,7 @@ fn new_database(backend: Backend) -> (String, TestDb, std::path::PathBuf) {
                 "bms_test_{}",
                 bms_keys::ids::random_base62(12).to_lowercase()
             );
+            bms_keys::db::init_postgres_client();
             let mut conn = diesel::PgConnection::establish(&admin_url)
                 .unwrap_or_else(|e| panic!("cannot connect to BMS_TEST_POSTGRES_URL: {e}"));
             diesel::sql_query(format!("CREATE DATABASE {name}"))
