@@ -22,13 +22,27 @@ struct PasswordPage {
     other_sessions: i64,
 }
 
-/// The user's live sessions besides this one.
-async fn other_sessions(state: &State, who: &SignedIn) -> Result<i64, AppError> {
+/// The page, with the number of the user's live sessions in other browsers.
+async fn render_page(
+    state: &State,
+    who: &SignedIn,
+    status: StatusCode,
+    errors: FieldErrors,
+    flash: Option<Flash>,
+) -> Result<HttpResponse, AppError> {
     let (user_id, keep) = (who.user.id.clone(), who.session.id.clone());
-    state
+    let other_sessions = state
         .db
         .run(move |conn| Ok(sessions::Session::count_others(conn, &user_id, &keep)?))
-        .await
+        .await?;
+    html_with_status(
+        status,
+        &PasswordPage {
+            layout: Layout::signed_in(state, who, "Password and sessions", flash),
+            errors,
+            other_sessions,
+        },
+    )
 }
 
 /// `GET /account/password`
@@ -37,15 +51,8 @@ pub async fn show_password_form(
     state: State,
     who: SignedIn,
 ) -> Result<HttpResponse, AppError> {
-    let other_sessions = other_sessions(&state, &who).await?;
-    html_with_status(
-        StatusCode::OK,
-        &PasswordPage {
-            layout: Layout::signed_in(&state, &who, "Password and sessions", Flash::take(&req)),
-            errors: FieldErrors::new(),
-            other_sessions,
-        },
-    )
+    let flash = Flash::take(&req);
+    render_page(&state, &who, StatusCode::OK, FieldErrors::new(), flash).await
 }
 
 #[derive(Deserialize, Default)]
@@ -65,24 +72,15 @@ pub async fn change_password(
     HtmlForm(form): HtmlForm<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
-    let other_sessions = other_sessions(&state, &who).await?;
-    let rerender = |errors: FieldErrors| {
-        html_with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &PasswordPage {
-                layout: Layout::signed_in(&state, &who, "Password and sessions", None),
-                errors,
-                other_sessions,
-            },
-        )
-    };
+    let rerender =
+        |errors| render_page(&state, &who, StatusCode::UNPROCESSABLE_ENTITY, errors, None);
     if form.new_password != form.new_password_confirm {
         let mut errors = FieldErrors::new();
         errors.add(
             "new_password_confirm",
             "The two new passwords do not match.",
         );
-        return rerender(errors);
+        return rerender(errors).await;
     }
     let user_agent = websession::user_agent(&req);
     let (user, ip) = (who.user.clone(), who.client_ip.clone());
@@ -112,7 +110,7 @@ pub async fn change_password(
                 .map_err(AppError::internal)?;
             Ok(res)
         }
-        Err(errors) => rerender(errors),
+        Err(errors) => rerender(errors).await,
     }
 }
 

@@ -198,20 +198,23 @@ impl Session {
     }
 }
 
+/// The owner every browser test signs in as at some point.
+const OLIVIA: &str = "olivia@acme.example";
+
+/// The app on a fresh SQLite database with Olivia, owner of Acme Ads; returns it and Acme's id.
+async fn app_with_acme() -> (TestApp, String) {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let acme = app.add_user(OLIVIA, PASSWORD, "Acme Ads", Role::Owner, false);
+    (app, acme)
+}
+
 #[actix_web::test]
 #[cfg_attr(
     not(bms_browser_tests),
     ignore = "browser: set BMS_TEST_CHROMEDRIVER to chromedriver to run"
 )]
 async fn the_user_guide_journey_in_chromium() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let acme = app.add_user(
-        "olivia@acme.example",
-        PASSWORD,
-        "Acme Ads",
-        Role::Owner,
-        false,
-    );
+    let (app, acme) = app_with_acme().await;
     let partner = app.add_user(
         "pat@partner.example",
         PASSWORD,
@@ -223,7 +226,7 @@ async fn the_user_guide_journey_in_chromium() {
 
     s.goto("/login").await;
     s.shot("sign-in").await;
-    s.sign_in("olivia@acme.example").await;
+    s.sign_in(OLIVIA).await;
     s.shot("api-keys-empty").await;
     // The account's name top right → Permissions → API Keys.
     s.click("details.account-menu summary").await;
@@ -376,7 +379,7 @@ async fn the_user_guide_journey_in_chromium() {
     s.shot("audit-partner").await;
 
     s.sign_out().await;
-    s.sign_in("olivia@acme.example").await;
+    s.sign_in(OLIVIA).await;
     s.goto(&format!("/accounts/{acme}/audit")).await;
     let audit = s.wait_text("access_code.deleted").await;
     for action in [
@@ -407,14 +410,7 @@ async fn the_user_guide_journey_in_chromium() {
     ignore = "browser: set BMS_TEST_CHROMEDRIVER to chromedriver to run"
 )]
 async fn viewers_and_support_staff_in_chromium() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let acme = app.add_user(
-        "olivia@acme.example",
-        PASSWORD,
-        "Acme Ads",
-        Role::Owner,
-        false,
-    );
+    let (app, acme) = app_with_acme().await;
     app.add_user(
         "victor@acme.example",
         PASSWORD,
@@ -471,16 +467,9 @@ async fn viewers_and_support_staff_in_chromium() {
     ignore = "browser: set BMS_TEST_CHROMEDRIVER to chromedriver to run"
 )]
 async fn the_policy_modal_works_with_the_keyboard_alone() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let acme = app.add_user(
-        "olivia@acme.example",
-        PASSWORD,
-        "Acme Ads",
-        Role::Owner,
-        false,
-    );
+    let (app, acme) = app_with_acme().await;
     let mut s = Session::start(&app, "keyboard", true).await;
-    s.sign_in("olivia@acme.example").await;
+    s.sign_in(OLIVIA).await;
     s.goto(&format!(
         "/accounts/{acme}/permissions/api-keys/new?mode=create"
     ))
@@ -591,16 +580,9 @@ async fn the_policy_modal_works_with_the_keyboard_alone() {
     ignore = "browser: set BMS_TEST_CHROMEDRIVER to chromedriver to run"
 )]
 async fn the_journey_works_without_javascript() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let acme = app.add_user(
-        "olivia@acme.example",
-        PASSWORD,
-        "Acme Ads",
-        Role::Owner,
-        false,
-    );
+    let (app, acme) = app_with_acme().await;
     let mut s = Session::start(&app, "no-javascript", false).await;
-    s.sign_in("olivia@acme.example").await;
+    s.sign_in(OLIVIA).await;
     s.goto(&format!(
         "/accounts/{acme}/permissions/api-keys/new?mode=create"
     ))

@@ -65,7 +65,8 @@ impl OwnCluster {
         self.dir.path().join("data").to_string_lossy().into_owned()
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of PostgreSQL's tools with its arguments, as the `postgres` user when we are root.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
         let program = self.bindir.join(program);
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -74,11 +75,18 @@ impl OwnCluster {
         } else {
             Command::new(&program)
         };
-        let output = command.args(args).output().expect("run a PostgreSQL tool");
+        command.args(args);
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program, args)
+            .output()
+            .expect("run a PostgreSQL tool");
         assert!(
             output.status.success(),
-            "{} {args:?}: {}{}",
-            program.display(),
+            "{program} {args:?}: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
@@ -117,18 +125,10 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let pg_ctl = self.bindir.join("pg_ctl");
         let data = self.data();
-        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&pg_ctl)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&pg_ctl).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl", &["-D", &data, "-m", "immediate", "stop"])
+            .output();
     }
 }
 

@@ -9,32 +9,11 @@ use bms_keys::web::{CONSOLE_ROUTES, RouteSpec, VERIFY_ROUTES};
 use diesel::prelude::*;
 
 use crate::both_backends;
-use crate::helpers::{Browser, PASSWORD, TestApp, key_with_code};
+use crate::helpers::{Browser, Ids, PASSWORD, TestApp, key_with_code, route_path};
 
-/// The ids put into a route's path parameters.
-struct Ids<'a> {
-    acc: &'a str,
-    key: &'a str,
-    code: &'a str,
-}
-
-/// `route.path` with its parameters filled in; `None` for routes that belong to no account.
+/// `route`'s path with the ids filled in; `None` for routes that belong to no account.
 fn fill(route: &RouteSpec, ids: &Ids<'_>) -> Option<String> {
-    if !route.path.contains("{acc}") {
-        return None;
-    }
-    let path = route
-        .path
-        .replace("{acc}", ids.acc)
-        .replace("{key}", ids.key)
-        .replace("{code}", ids.code);
-    assert!(
-        !path.contains('{'),
-        "{} {} has a path parameter the matrices do not know: teach `fill` what to put there",
-        route.method,
-        route.path
-    );
-    Some(path)
+    route.path.contains("{acc}").then(|| route_path(route, ids))
 }
 
 /// Every field any console form takes, with values that would be accepted: if a check were missing,
