@@ -100,17 +100,10 @@ fn seed(conn: &mut DbConn, keys: &KeyMaterial) -> Vec<[u8; 32]> {
 
 fn cold_lookup(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        bind: "127.0.0.1:0".into(),
-        database_url: dir.path().join("bms.db").to_string_lossy().into_owned(),
-        data_dir: dir.path().to_path_buf(),
-        workers: 1,
-        public_url: "http://127.0.0.1".into(),
-        trust_proxy: false,
-        policy_catalogue: None,
-        key_material: Default::default(),
-        verify_failures_per_minute: 120,
-    };
+    let settings = Settings::local(
+        dir.path().join("bms.db").to_string_lossy().into_owned(),
+        dir.path().to_path_buf(),
+    );
     let pool = startup::open_database(&settings).unwrap();
     let catalogue = bms_keys::policies::Catalogue::load(None).unwrap();
     let keys = KeyMaterial::generate();

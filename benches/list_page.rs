@@ -132,17 +132,10 @@ fn cookie_pairs(res: &awc::ClientResponse, jar: &mut Vec<String>) {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        bind: "127.0.0.1:0".into(),
-        database_url: dir.path().join("bms.db").to_string_lossy().into_owned(),
-        data_dir: dir.path().to_path_buf(),
-        workers: 1,
-        public_url: "http://127.0.0.1".into(),
-        trust_proxy: false,
-        policy_catalogue: None,
-        key_material: Default::default(),
-        verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
-    };
+    let settings = Settings::local(
+        dir.path().join("bms.db").to_string_lossy().into_owned(),
+        dir.path().to_path_buf(),
+    );
     let account = seed(&settings);
     breakdown(&settings, &account);
     actix_web::rt::System::new().block_on(async move {

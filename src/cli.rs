@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::onboarding::{self, NewMember};
 use crate::startup::{self, Application};
+use crate::trusted_proxies::TrustedProxies;
 use crate::users::{Role, User};
 
 #[derive(Debug, Parser)]
@@ -63,10 +64,17 @@ pub struct ServeArgs {
     /// The URL users reach the console at; https:// makes cookies Secure
     #[arg(long, env = "BMS_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Take the client IP from X-Forwarded-For (only behind your own reverse proxy)
-    #[arg(long, env = "BMS_TRUST_PROXY")]
-    pub trust_proxy: bool,
-    /// Failed verifications allowed per client IP per minute before it gets 429
+    /// Your own reverse proxies and gateways (addresses or networks, comma-separated): only from these
+    /// peers is the client's address taken from X-Forwarded-For (its right-most untrusted entry)
+    #[arg(long, env = "BMS_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+    /// Seconds a client has to send a request's body before the connection is closed with 408
+    #[arg(long, env = "BMS_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
+    /// Most open connections per worker; more wait in the listen queue
+    #[arg(long, env = "BMS_MAX_CONNECTIONS_PER_WORKER", default_value_t = crate::config::MAX_CONNECTIONS_PER_WORKER)]
+    pub max_connections_per_worker: usize,
+    /// Failed verifications per client per minute before its cache misses go through the slow lane
     #[arg(long, env = "BMS_VERIFY_FAILURES_PER_MINUTE", default_value_t = crate::verify::FAILURES_PER_IP_PER_MINUTE)]
     pub verify_failures_per_minute: u32,
 }
@@ -109,7 +117,14 @@ impl Cli {
             workers: serve
                 .and_then(|s| s.workers)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-            trust_proxy: serve.is_some_and(|s| s.trust_proxy),
+            trusted_proxies: serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default(),
+            body_timeout: std::time::Duration::from_secs(
+                serve.map_or(crate::config::BODY_TIMEOUT_SECONDS, |s| s.body_timeout),
+            ),
+            max_connections_per_worker: serve
+                .map_or(crate::config::MAX_CONNECTIONS_PER_WORKER, |s| {
+                    s.max_connections_per_worker
+                }),
             public_url: public_url.trim_end_matches('/').to_owned(),
             bind,
             database_url,

@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod trusted_proxies;
 pub mod usage;
 pub mod users;
 pub mod verify;

@@ -1,12 +1,19 @@
 //! The verification path: may this request, carrying this access code, reach this API?
 //!
-//! Read top to bottom: the client is not rate-limited → the secret's format and checksum → its digest
-//! → the cache (the database only on a miss) → enabled, not expired → the target account is the key's
-//! own (its policies) or links the key (the link's policies) → a rule allows method and path. A warm
-//! request never leaves the async worker: no pool checkout, no blocking call, no log line, no write
-//! (usage is counted in memory and flushed in batches).
+//! Read top to bottom: the path is canonical (checked by the caller, and typed so) → the secret's
+//! format and checksum → its digest → the cache (the database only on a miss) → enabled, not expired
+//! → the target account is the key's own (its policies) or links the key (the link's policies) → a
+//! rule allows method and path. A warm request never leaves the async worker: no pool checkout, no
+//! blocking call, no log line, no write (usage is counted in memory and flushed in batches).
+//!
+//! The failure limiter protects the database, not the door: a client with too many failed
+//! verifications in a minute is still answered from the cache (a valid code it used before verifies,
+//! a code known to be unknown is refused from memory), while its cache misses go one at a time
+//! through a slow lane shared by every client over its limit. A malformed or missing code from such a
+//! client gets 429. So a valid code is never refused for its client's failures; it can only wait.
 
 pub mod cache;
+pub mod canonical;
 pub mod lookup;
 pub mod revocation;
 
@@ -26,9 +33,13 @@ use crate::secrets::{self, KeyMaterial};
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
 use cache::{Cached, CodeCache};
+pub use canonical::{BadPath, CanonicalPath, canonical};
 
-/// Failed verifications allowed per client IP per minute before it gets 429s.
+/// Failed verifications per client per minute before its cache misses go through the slow lane.
 pub const FAILURES_PER_IP_PER_MINUTE: u32 = 120;
+/// How long a lookup waits for the slow lane before it is answered 429: under a flood that keeps the
+/// lane busy longer, a client over its limit hears so instead of holding a worker.
+const SLOW_LANE_WAIT: Duration = Duration::from_secs(2);
 /// Most codes kept in the cache.
 const CACHE_ENTRIES: usize = 200_000;
 /// How long a cached grant is trusted without an invalidation (a safety net: changes invalidate at once).
@@ -53,7 +64,8 @@ pub enum Requirement {
 pub struct Check<'a> {
     pub secret: &'a str,
     pub method: &'a str,
-    pub path: &'a str,
+    /// Accounts and policy rules are matched on a canonical path only.
+    pub path: CanonicalPath<'a>,
     /// The account the request targets (`{account}` in the path); `None`: the key's own account.
     pub target_account: Option<&'a str>,
     pub requirement: Requirement,
@@ -80,6 +92,9 @@ pub struct Grant {
 /// Why a request is refused; each has a stable machine-readable code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// The path is not canonical: refused before anything else, since what the upstream would serve
+    /// for it is unknown.
+    BadPath(BadPath),
     Missing,
     Malformed,
     Unknown,
@@ -100,6 +115,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn code(&self) -> &'static str {
         match self {
+            Refusal::BadPath(_) => "bad_path",
             Refusal::Missing => "missing",
             Refusal::Malformed => "malformed",
             Refusal::Unknown => "unknown",
@@ -114,6 +130,7 @@ impl Refusal {
 
     pub fn status(&self) -> u16 {
         match self {
+            Refusal::BadPath(_) => 400,
             Refusal::Missing
             | Refusal::Malformed
             | Refusal::Unknown
@@ -127,6 +144,7 @@ impl Refusal {
 
     pub fn message(&self) -> String {
         match self {
+            Refusal::BadPath(why) => why.message().to_owned(),
             Refusal::Missing => "Send an access code in the x-api-key header or the apiKey query parameter.".to_owned(),
             Refusal::Malformed => "This is not a valid BMS access code: check that it was copied whole (bms_ followed by 46 letters and digits).".to_owned(),
             Refusal::Unknown => "This access code does not exist or was deleted.".to_owned(),
@@ -141,7 +159,7 @@ impl Refusal {
                 would_allow.join(", ")
             ),
             Refusal::RateLimited { retry_after } => format!(
-                "Too many failed attempts from this address. Try again in {} seconds.",
+                "Too many failed verifications from this address. Try again in {} seconds.",
                 retry_after.as_secs().max(1)
             ),
             Refusal::Unavailable => "Access cannot be checked right now. Try again shortly.".to_owned(),
@@ -170,7 +188,7 @@ impl From<&Check<'_>> for OwnedCheck {
         Self {
             secret: c.secret.to_owned(),
             method: c.method.to_owned(),
-            path: c.path.to_owned(),
+            path: c.path.as_str().to_owned(),
             target_account: c.target_account.map(str::to_owned),
             requirement: c.requirement,
             client_ip: c.client_ip,
@@ -183,7 +201,7 @@ impl OwnedCheck {
         Check {
             secret: &self.secret,
             method: &self.method,
-            path: &self.path,
+            path: CanonicalPath::already_checked(&self.path),
             target_account: self.target_account.as_deref(),
             requirement: self.requirement,
             client_ip: self.client_ip,
@@ -194,7 +212,11 @@ impl OwnedCheck {
 /// The first step's answer: decided from memory, or the digest to look up.
 pub enum Step {
     Decided(Result<Grant, Refusal>),
-    Lookup([u8; 32]),
+    Lookup {
+        digest: [u8; 32],
+        /// The client is over its failure limit: the lookup goes through the slow lane.
+        slow_lane: bool,
+    },
 }
 
 /// The verifier shared by every worker.
@@ -205,6 +227,8 @@ pub struct Verifier {
     pub usage: UsageRecorder,
     pub metrics: VerifyMetrics,
     failures: FailureThrottle<IpAddr>,
+    /// One lookup at a time for every client over its failure limit together.
+    slow_lane: tokio::sync::Semaphore,
     /// Every active policy's rules, to name the policies that would allow a refused request.
     catalogue_rules: Vec<(String, Vec<Rule>)>,
 }
@@ -223,22 +247,25 @@ impl Verifier {
             usage: UsageRecorder::default(),
             metrics: VerifyMetrics::default(),
             failures: FailureThrottle::new(failures_per_minute, Duration::from_secs(60)),
+            slow_lane: tokio::sync::Semaphore::new(1),
             catalogue_rules,
         }
     }
 
-    /// Decides from memory when it can: rate limit, format, cache.
+    /// Decides from memory when it can: format, cache; the failure limit only where neither decides.
     pub fn begin(&self, check: &Check<'_>) -> Step {
-        if let Some(ip) = check.client_ip
-            && let Err(retry_after) = self.failures.check(&ip)
-        {
-            return Step::Decided(Err(Refusal::RateLimited { retry_after }));
-        }
-        if check.secret.is_empty() {
-            return Step::Decided(Err(Refusal::Missing));
-        }
-        if secrets::check_format(check.secret).is_err() {
-            return Step::Decided(Err(Refusal::Malformed));
+        let refusal = if check.secret.is_empty() {
+            Some(Refusal::Missing)
+        } else if secrets::check_format(check.secret).is_err() {
+            Some(Refusal::Malformed)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return Step::Decided(Err(match self.over_limit(check) {
+                Some(retry_after) => Refusal::RateLimited { retry_after },
+                None => refusal,
+            }));
         }
         let digest = self.keys.digest(check.secret);
         match self.cache.get(&digest) {
@@ -248,9 +275,17 @@ impl Verifier {
             }
             None => {
                 self.metrics.cache_miss();
-                Step::Lookup(digest)
+                Step::Lookup {
+                    digest,
+                    slow_lane: self.over_limit(check).is_some(),
+                }
             }
         }
+    }
+
+    /// How long until the client is under its failure limit again, if it is over it now.
+    fn over_limit(&self, check: &Check<'_>) -> Option<Duration> {
+        self.failures.check(&check.client_ip?).err()
     }
 
     /// The cold path: reads the code from the database (blocking: run it off the async workers) and
@@ -274,24 +309,47 @@ impl Verifier {
                 self.finish(check, &result, started);
                 Verification::Done(result)
             }
-            Step::Lookup(digest) => {
+            Step::Lookup { digest, slow_lane } => {
                 let owned = OwnedCheck::from(check);
                 let verifier = self.clone();
                 Verification::Pending(Box::pin(async move {
-                    let loader = verifier.clone();
                     let check = owned.as_check();
-                    let result = match actix_web::web::block(move || loader.load(digest)).await {
-                        Ok(Ok(cached)) => verifier.decide(cached, &check),
-                        Ok(Err(e)) => {
-                            tracing::warn!("verification lookup failed: {e}");
-                            Err(Refusal::Unavailable)
-                        }
-                        Err(_) => Err(Refusal::Unavailable),
-                    };
+                    let result = verifier.look_up_and_decide(digest, slow_lane, &check).await;
                     verifier.finish(&check, &result, started);
                     result
                 }))
             }
+        }
+    }
+
+    /// The cold path's decision: one trip to the database on the blocking pool (through the slow
+    /// lane for a client over its failure limit).
+    async fn look_up_and_decide(
+        self: &Arc<Self>,
+        digest: [u8; 32],
+        slow_lane: bool,
+        check: &Check<'_>,
+    ) -> Result<Grant, Refusal> {
+        let _turn = if slow_lane {
+            match tokio::time::timeout(SLOW_LANE_WAIT, self.slow_lane.acquire()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    return Err(Refusal::RateLimited {
+                        retry_after: SLOW_LANE_WAIT,
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let loader = self.clone();
+        match actix_web::web::block(move || loader.load(digest)).await {
+            Ok(Ok(cached)) => self.decide(cached, check),
+            Ok(Err(e)) => {
+                tracing::warn!("verification lookup failed: {e}");
+                Err(Refusal::Unavailable)
+            }
+            Err(_) => Err(Refusal::Unavailable),
         }
     }
 
@@ -312,7 +370,8 @@ impl Verifier {
         match result {
             Ok(grant) => self.usage.record(grant, grant.decided_at),
             Err(
-                Refusal::RateLimited { .. }
+                Refusal::BadPath(_)
+                | Refusal::RateLimited { .. }
                 | Refusal::Unavailable
                 | Refusal::NotAllowed { .. }
                 | Refusal::NoAccess,
@@ -346,11 +405,11 @@ impl Verifier {
                 None => return Err(Refusal::NoAccess),
             }
         };
-        if check.requirement == Requirement::Policy
-            && !policies.allows(check.method, check.path, target)
+        let path = check.path.as_str();
+        if check.requirement == Requirement::Policy && !policies.allows(check.method, path, target)
         {
             return Err(Refusal::NotAllowed {
-                would_allow: self.policies_allowing(check.method, check.path, target),
+                would_allow: self.policies_allowing(check.method, path, target),
             });
         }
         Ok(Grant {

@@ -12,10 +12,11 @@ use crate::error::AppError;
 use crate::sessions::{self, Session};
 use crate::throttle::FailureThrottle;
 use crate::users;
+use crate::web::client::client_ip;
 use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::Layout;
 use crate::web::session::{
-    self as websession, Flash, LOGIN_CSRF_COOKIE, SignedIn, client_ip, see_other_with_flash,
+    self as websession, Flash, LOGIN_CSRF_COOKIE, SignedIn, see_other_with_flash,
 };
 use crate::web::{AppState, State, urls};
 

@@ -2,18 +2,20 @@
 //! except ping, which answers any valid code that reaches the account. Handlers receive the grant,
 //! never the credentials.
 
+use std::borrow::Cow;
 use std::future::{Future, ready};
-use std::net::IpAddr;
 use std::pin::Pin;
 
+use actix_web::http::header::HeaderMap;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::verify::{Check, Grant, Refusal, Requirement, Verification};
-use crate::web::{AppState, State};
+use crate::verify::{CanonicalPath, Check, Grant, Refusal, Requirement, Verification, canonical};
+use crate::web::State;
+use crate::web::client::client_addr;
 use crate::{ads, drive_files, usage};
 
 /// A refused API request, answered in JSON: `{ "error": { "code", "message" } }`.
@@ -48,83 +50,84 @@ pub fn error_body(code: &str, message: &str) -> serde_json::Value {
 }
 
 /// Where the access code came from.
-pub enum Presented {
-    Secret(String),
+pub enum Presented<'a> {
+    Secret(Cow<'a, str>),
     None,
-    /// Both the header and the query string carry a code, and they differ.
+    /// Two different codes: the header and the query string, or a repeated header or parameter.
+    /// Which one an upstream would use is unknown, so neither is.
     Conflicting,
 }
 
-/// The `apiKey` parameter of a query string, decoded.
-pub fn query_api_key(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
+/// Every `apiKey` parameter of a query string, decoded, if all are the same; `Err` if they differ.
+fn query_api_key(query: &str) -> Result<Option<String>, ()> {
+    let mut found: Option<String> = None;
+    for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode_str(name).decode_utf8_lossy() == "apiKey").then(|| {
-            percent_decode_str(&value.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
+        if percent_decode_str(name).decode_utf8_lossy() != "apiKey" {
+            continue;
+        }
+        let value = percent_decode_str(&value.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        match &found {
+            Some(earlier) if *earlier != value => return Err(()),
+            Some(_) => {}
+            None => found = Some(value),
+        }
+    }
+    Ok(found)
 }
 
-/// The code from `x-api-key`, else from `apiKey` in `query`; both present and different is refused.
-pub fn presented(header: Option<&str>, query: &str) -> Presented {
-    let from_query = if query.contains("piKey") {
-        query_api_key(query)
+/// The code from `x-api-key`, else from `apiKey` in `query`; different codes are refused.
+pub fn presented<'a>(headers: &'a HeaderMap, query: &str) -> Presented<'a> {
+    let mut values = headers.get_all("x-api-key");
+    // A header that is not visible ASCII cannot hold a valid code: it is refused as malformed.
+    let header = values.next().map(|v| v.to_str().unwrap_or("\u{0}"));
+    if let Some(first) = header
+        && values.any(|v| v.to_str().ok() != Some(first))
+    {
+        return Presented::Conflicting;
+    }
+    // Only a query that could name the parameter (`apiKey`, `%61piKey`, `ap%69Key`…) is parsed.
+    let from_query = if query.contains("piKey") || query.contains('%') {
+        match query_api_key(query) {
+            Ok(found) => found,
+            Err(()) => return Presented::Conflicting,
+        }
     } else {
         None
     };
     match (header, from_query) {
         (Some(h), Some(q)) if h != q => Presented::Conflicting,
-        (Some(h), _) => Presented::Secret(h.to_owned()),
-        (None, Some(q)) => Presented::Secret(q),
+        (Some(h), _) => Presented::Secret(Cow::Borrowed(h)),
+        (None, Some(q)) => Presented::Secret(Cow::Owned(q)),
         (None, None) => Presented::None,
     }
-}
-
-/// The client address used for rate limiting.
-pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
-    if state.settings.trust_proxy {
-        req.connection_info().realip_remote_addr().and_then(|s| {
-            s.parse::<IpAddr>()
-                .ok()
-                .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-        })
-    } else {
-        req.peer_addr().map(|a| a.ip())
-    }
-}
-
-/// The `{account}` of a BMS API path: the segment after `accounts`.
-pub fn account_in_path(path: &str) -> Option<&str> {
-    let mut segments = path.split('/');
-    segments.find(|s| *s == "accounts")?;
-    segments.next().filter(|s| !s.is_empty())
 }
 
 type AuthFuture = Pin<Box<dyn Future<Output = Result<Grant, actix_web::Error>>>>;
 
 /// Runs the verification path for a request to one of this binary's BMS APIs on `account`.
-fn verify_request(req: &HttpRequest, account: &str, requirement: Requirement) -> AuthFuture {
+fn verify_request(
+    req: &HttpRequest,
+    path: CanonicalPath<'_>,
+    account: &str,
+    requirement: Requirement,
+) -> AuthFuture {
     let Some(state) = req.app_data::<State>().cloned() else {
         return Box::pin(ready(Err(
             AppError::internal("application state missing").into()
         )));
     };
-    // A header that is not visible ASCII cannot hold a valid code: it is refused as malformed.
-    let header = req
-        .headers()
-        .get("x-api-key")
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let secret = match presented(header, req.query_string()) {
+    let secret = match presented(req.headers(), req.query_string()) {
         Presented::Secret(s) => s,
-        Presented::None => String::new(),
+        Presented::None => Cow::Borrowed(""),
         Presented::Conflicting => return Box::pin(ready(Err(ApiConflict.into()))),
     };
     let check = Check {
         secret: &secret,
         method: req.method().as_str(),
-        path: req.path(),
+        path,
         target_account: Some(account),
         requirement,
         client_ip: client_addr(req, &state),
@@ -163,47 +166,34 @@ impl ResponseError for ApiConflict {
 
 /// `/api/v1/accounts/{acc}/…`, routed by hand: actix's router matches patterns with dynamic segments
 /// through a regex on every request, which took a fifth of the hot path's CPU time in a profile; five
-/// fixed APIs need no regex. The code is verified before any body is read.
+/// fixed APIs need no regex. The path must be canonical (the same check as the verify and forward
+/// endpoints make); the code is verified before any body is read.
 pub async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     state: State,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let rest = req.path().strip_prefix("/api/v1/accounts/").unwrap_or("");
+    let path = canonical(req.path()).map_err(|why| ApiRefusal(Refusal::BadPath(why)))?;
+    let rest = path
+        .as_str()
+        .strip_prefix("/api/v1/accounts/")
+        .unwrap_or("");
     let (account, api) = rest.split_once('/').unwrap_or((rest, ""));
     if account.is_empty() || account.len() > 64 {
         return Ok(crate::web::errors::json_not_found().await);
     }
-    let account = account.to_owned();
+    let verified = |requirement| verify_request(&req, path, account, requirement);
     match (req.method().as_str(), api) {
-        ("GET", "ping") => Ok(ping(
-            verify_request(&req, &account, Requirement::ReachOnly).await?,
-        )),
-        ("GET", "metrics") => {
-            metrics(
-                state,
-                verify_request(&req, &account, Requirement::Policy).await?,
-            )
-            .await
-        }
-        ("GET", "ads") => {
-            list_ads(
-                state,
-                verify_request(&req, &account, Requirement::Policy).await?,
-            )
-            .await
-        }
+        ("GET", "ping") => Ok(ping(verified(Requirement::ReachOnly).await?)),
+        ("GET", "metrics") => metrics(state, verified(Requirement::Policy).await?).await,
+        ("GET", "ads") => list_ads(state, verified(Requirement::Policy).await?).await,
         ("POST", "ads") => {
-            let grant = verify_request(&req, &account, Requirement::Policy).await?;
+            let grant = verified(Requirement::Policy).await?;
             let body = web::Json::<NewAd>::from_request(&req, &mut payload.into_inner()).await?;
             create_ad(state, grant, body.into_inner()).await
         }
         ("GET", "drive-files") => {
-            list_drive_files(
-                state,
-                verify_request(&req, &account, Requirement::Policy).await?,
-            )
-            .await
+            list_drive_files(state, verified(Requirement::Policy).await?).await
         }
         (_, "ping" | "metrics" | "ads" | "drive-files") => Ok(HttpResponse::MethodNotAllowed()
             .json(error_body(

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod bms_api;
 pub mod chart;
+pub mod client;
 pub mod console;
 pub mod display;
 pub mod docs;

@@ -16,6 +16,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::sessions::{self, Session};
 use crate::users::User;
+use crate::web::client::client_ip;
 use crate::web::{AppState, State};
 
 /// The flash message cookie: set on a redirect, shown once by the next page.
@@ -86,23 +87,6 @@ pub fn user_agent(req: &HttpRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned()
-}
-
-/// The client's IP: the TCP peer, or the first `X-Forwarded-For` hop when told we are behind our own
-/// proxy (trusting that header otherwise would let anyone pick the IP the throttle and audit log see).
-pub fn client_ip(req: &HttpRequest, state: &AppState) -> String {
-    let info = req.connection_info();
-    let ip = if state.settings.trust_proxy {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    };
-    let ip = ip.unwrap_or("unknown");
-    // Drop a port: "127.0.0.1:5000" → "127.0.0.1"; "[::1]:5000" → "::1".
-    match ip.parse::<std::net::SocketAddr>() {
-        Ok(addr) => addr.ip().to_string(),
-        Err(_) => ip.chars().take(64).collect(),
-    }
 }
 
 /// A signed-in user with a live session: the extractor every console page after sign-in uses.

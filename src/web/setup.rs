@@ -13,9 +13,10 @@ use crate::error::AppError;
 use crate::onboarding::{self, NewMember};
 use crate::sessions::{self, Session};
 use crate::users::Role;
+use crate::web::client::client_ip;
 use crate::web::forms::{FieldErrors, HtmlForm};
 use crate::web::layout::Layout;
-use crate::web::session::{self as websession, Flash, client_ip};
+use crate::web::session::{self as websession, Flash};
 use crate::web::urls::AccountUrls;
 use crate::web::{AppState, State};
 

@@ -1,41 +1,81 @@
 //! Verification for other services: `POST /v1/keys/verify` (ask whether a request may pass) and
 //! `GET /v1/auth/forward` (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz-style gateways).
 
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
-use crate::verify::{Check, Grant, Refusal, Requirement};
+use crate::verify::{BadPath, CanonicalPath, Check, Grant, Refusal, Requirement, canonical};
 use crate::web::State;
-use crate::web::bms_api::{
-    ApiConflict, ApiRefusal, Presented, account_in_path, client_addr, presented,
-};
+use crate::web::bms_api::{ApiConflict, ApiRefusal, Presented, error_body, presented};
+use crate::web::client::client_addr;
 
 #[derive(Deserialize)]
 pub struct VerifyRequest {
     key: String,
-    #[serde(default = "default_method")]
+    /// Required: a request is never judged as some default method.
     method: String,
     path: String,
 }
 
-fn default_method() -> String {
-    "GET".to_owned()
+/// A refusal of the request's description (not of its access code): 400 with a stable code.
+#[derive(Debug)]
+struct BadRequest {
+    code: &'static str,
+    message: String,
 }
 
-/// What a verification needs besides the code: a method and a path that make sense.
-fn request_problem(method: &str, path: &str) -> Option<&'static str> {
-    if method.is_empty() || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        Some("method must be an upper-case HTTP method, like GET.")
-    } else if !path.starts_with('/') || path.len() > 2048 || path.chars().any(char::is_control) {
-        Some("path must be an absolute path, like /api/v1/accounts/acc_…/ads.")
-    } else {
-        None
+impl std::fmt::Display for BadRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code)
     }
 }
 
+impl ResponseError for BadRequest {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::BadRequest().json(error_body(self.code, &self.message))
+    }
+}
+
+fn bad_request(code: &'static str, message: impl Into<String>) -> actix_web::Error {
+    BadRequest {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// The method and the URI (path and query) of the request to decide, as the caller describes them:
+/// an upper-case method, and a path that is canonical — the one the upstream will serve.
+fn described<'a>(
+    method: &str,
+    uri: &'a str,
+) -> Result<(CanonicalPath<'a>, &'a str), actix_web::Error> {
+    if method.is_empty() || method.len() > 16 || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(bad_request(
+            "bad_request",
+            "method must be an upper-case HTTP method, like GET.",
+        ));
+    }
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    // A fragment is never part of a request; control characters never part of a query.
+    if query.bytes().any(|b| b == b'#' || b.is_ascii_control()) {
+        return Err(ApiRefusal(Refusal::BadPath(BadPath::Character)).into());
+    }
+    let path = canonical(path).map_err(|why| ApiRefusal(Refusal::BadPath(why)))?;
+    Ok((path, query))
+}
+
 /// The ping API needs only a code that reaches the account; everything else a matching policy.
-fn requirement_for(method: &str, path: &str) -> Requirement {
+fn requirement_for(method: &str, path: CanonicalPath<'_>) -> Requirement {
+    let path = path.as_str();
     let ping = path.starts_with("/api/v1/accounts/")
         && path.ends_with("/ping")
         && path.matches('/').count() == 5;
@@ -71,33 +111,29 @@ fn verdict(result: &Result<Grant, Refusal>) -> serde_json::Value {
 }
 
 /// `POST /v1/keys/verify` `{ "key", "method", "path" }` → 200 with the verdict (`valid` true or false);
-/// 400 for a malformed request, 429 when rate-limited, 503 when the decision cannot be made.
+/// 400 for a malformed request or a path that is not canonical (`bad_path`), 429 when rate-limited,
+/// 503 when the decision cannot be made.
 pub async fn verify_key(
     req: HttpRequest,
     state: State,
     body: web::Json<VerifyRequest>,
-) -> HttpResponse {
+) -> Result<HttpResponse, actix_web::Error> {
     let body = body.into_inner();
-    let path = body.path.split('?').next().unwrap_or("");
-    if let Some(problem) = request_problem(&body.method, path) {
-        return HttpResponse::BadRequest()
-            .json(crate::web::bms_api::error_body("bad_request", problem));
-    }
+    let (path, _query) = described(&body.method, &body.path)?;
     let check = Check {
         secret: &body.key,
         method: &body.method,
         path,
-        target_account: account_in_path(path),
+        target_account: path.account(),
         requirement: requirement_for(&body.method, path),
         client_ip: client_addr(&req, &state),
     };
     let result = state.verifier.verify(&check).await;
     let status = match &result {
         Err(r @ (Refusal::RateLimited { .. } | Refusal::Unavailable)) => {
-            actix_web::http::StatusCode::from_u16(r.status())
-                .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE)
+            StatusCode::from_u16(r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
         }
-        _ => actix_web::http::StatusCode::OK,
+        _ => StatusCode::OK,
     };
     let mut res = HttpResponse::build(status);
     if let Err(Refusal::RateLimited { retry_after }) = &result {
@@ -106,44 +142,67 @@ pub async fn verify_key(
             retry_after.as_secs().max(1).to_string(),
         ));
     }
-    res.json(verdict(&result))
+    Ok(res.json(verdict(&result)))
 }
 
-fn header_str<'a>(req: &'a HttpRequest, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| req.headers().get(*n).and_then(|v| v.to_str().ok()))
+/// The one value a gateway gave under either name of a header pair (`X-Forwarded-Uri` and
+/// `X-Original-URI`, say). Missing, unreadable, or two different values (a client's copy that the
+/// gateway let through beside its own) is a refusal: never a default, never a guess.
+fn gateway_header<'a>(req: &'a HttpRequest, names: [&str; 2]) -> Result<&'a str, actix_web::Error> {
+    let mut found: Option<&str> = None;
+    for value in names.iter().flat_map(|n| req.headers().get_all(*n)) {
+        let Ok(value) = value.to_str() else {
+            return Err(bad_request(
+                "bad_request",
+                format!("The gateway sent an unreadable {} header.", names[0]),
+            ));
+        };
+        match found {
+            Some(earlier) if earlier != value => {
+                return Err(bad_request(
+                    "conflicting_headers",
+                    format!(
+                        "The gateway sent two different values for {} / {}: it must overwrite both.",
+                        names[0], names[1]
+                    ),
+                ));
+            }
+            _ => found = Some(value),
+        }
+    }
+    found.ok_or_else(|| {
+        bad_request(
+            "bad_request",
+            format!(
+                "The gateway must send the original request's {} (or {}).",
+                names[0], names[1]
+            ),
+        )
+    })
 }
 
-/// `GET /v1/auth/forward` — for gateways: the key from `x-api-key` or the `apiKey` of the original
-/// URI, the method and URI from `X-Forwarded-*` / `X-Original-*`. 200 with `X-Bms-Account` and
-/// `X-Bms-Api-Key`, else 401/403 (429, 503) with a JSON body.
+/// `GET /v1/auth/forward` — for gateways: the original method and URI from `X-Forwarded-Method` /
+/// `X-Original-Method` and `X-Forwarded-Uri` / `X-Original-URI` (both required; the two names of a
+/// pair must agree), the key from `x-api-key` or the URI's `apiKey`. 200 with `X-Bms-Account`,
+/// `X-Bms-Api-Key`, `X-Bms-Access-Code` and `X-Bms-Policies`; else 400 (the gateway's headers or a
+/// path that is not canonical), 401/403 (the code), 429, 503 — each with a JSON body.
 pub async fn forward_auth(
     req: HttpRequest,
     state: State,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let uri = header_str(&req, &["x-forwarded-uri", "x-original-uri"]).unwrap_or("/");
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let method = header_str(&req, &["x-forwarded-method", "x-original-method"]).unwrap_or("GET");
-    let header = req
-        .headers()
-        .get("x-api-key")
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let secret = match presented(header, query) {
+    let uri = gateway_header(&req, ["x-forwarded-uri", "x-original-uri"])?;
+    let method = gateway_header(&req, ["x-forwarded-method", "x-original-method"])?;
+    let (path, query) = described(method, uri)?;
+    let secret = match presented(req.headers(), query) {
         Presented::Secret(s) => s,
-        Presented::None => String::new(),
+        Presented::None => Cow::Borrowed(""),
         Presented::Conflicting => return Err(ApiConflict.into()),
     };
-    if let Some(problem) = request_problem(method, path) {
-        // The gateway sent headers we cannot read: say so, rather than blame the caller's code.
-        return Ok(HttpResponse::BadRequest()
-            .json(crate::web::bms_api::error_body("bad_request", problem)));
-    }
     let check = Check {
         secret: &secret,
         method,
         path,
-        target_account: account_in_path(path),
+        target_account: path.account(),
         requirement: requirement_for(method, path),
         client_ip: client_addr(&req, &state),
     };

@@ -358,15 +358,8 @@ both_backends! {
         let (browser, acc, key) = owner_with_key(&app).await;
         browser.create_code(&acc, &key, "").await;
         let settings = |data_dir: std::path::PathBuf, keys: bms_keys::keystore::KeyMaterialSource| bms_keys::config::Settings {
-            bind: "127.0.0.1:0".into(),
-            database_url: app.database_url.clone(),
-            data_dir,
-            workers: 1,
-            public_url: "http://127.0.0.1".into(),
-            trust_proxy: false,
-            policy_catalogue: None,
             key_material: keys,
-            verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
+            ..bms_keys::config::Settings::local(app.database_url.clone(), data_dir)
         };
         let empty = tempfile::tempdir().unwrap();
         let missing = bms_keys::startup::Application::build(settings(empty.path().to_path_buf(), Default::default()));

@@ -169,15 +169,8 @@ impl TestApp {
         adjust: impl FnOnce(&mut Settings),
     ) -> TestApp {
         let mut settings = Settings {
-            bind: "127.0.0.1:0".to_owned(),
-            database_url: database_url.clone(),
-            data_dir,
             workers: 2,
-            public_url: "http://127.0.0.1".to_owned(),
-            trust_proxy: false,
-            policy_catalogue: None,
-            key_material: Default::default(),
-            verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
+            ..Settings::local(database_url.clone(), data_dir)
         };
         adjust(&mut settings);
         let app = Application::build(settings).expect("the application starts");

@@ -318,7 +318,7 @@ both_backends! {
     async fn unknown_emails_and_wrong_passwords_look_the_same_in_answer_lockout_and_time(app)
         // Each attempt from its own address (as told by a trusted proxy), so the per-IP limit stays out
         // of the measurement.
-        settings(|s: &mut bms_keys::config::Settings| s.trust_proxy = true)
+        settings(|s: &mut bms_keys::config::Settings| s.trusted_proxies = "127.0.0.1".parse().unwrap())
     {
         const USERS: usize = 8;
         const ATTEMPTS_PER_USER: usize = 4; // below the per-email limit

@@ -113,20 +113,13 @@ async fn no_setup_link_exists_once_a_user_does() {
         false,
     );
     // A restart of the same database: users exist, so no link is offered.
-    let settings = bms_keys::config::Settings {
-        bind: "127.0.0.1:0".to_owned(),
-        database_url: first.database_url.clone(),
-        data_dir: std::path::PathBuf::from(&first.database_url)
+    let settings = bms_keys::config::Settings::local(
+        first.database_url.clone(),
+        std::path::PathBuf::from(&first.database_url)
             .parent()
             .expect("dir")
             .to_path_buf(),
-        workers: 1,
-        public_url: "http://127.0.0.1".to_owned(),
-        trust_proxy: false,
-        policy_catalogue: None,
-        key_material: Default::default(),
-        verify_failures_per_minute: bms_keys::verify::FAILURES_PER_IP_PER_MINUTE,
-    };
+    );
     let second = bms_keys::startup::Application::build(settings).expect("restart");
     assert!(second.state().setup.token().is_none());
 }
