@@ -23,6 +23,8 @@ pub const VALIDITY: Duration = Duration::days(365);
 pub const EXPIRY_WARNING: Duration = Duration::days(30);
 pub const MAX_DESCRIPTION_LEN: usize = 200;
 pub const MAX_REASON_LEN: usize = 300;
+/// The shortest reason support staff may give: enough for a ticket number and a few words.
+pub const MIN_REASON_LEN: usize = 10;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_codes)]
@@ -91,6 +93,12 @@ fn check_staff_reason(access: &AccountAccess, reason: Option<&str>) -> Result<St
         return Err(AppError::invalid(
             "reason",
             "Support staff must give a reason before viewing a secret; it is recorded in the audit log.",
+        ));
+    }
+    if reason.chars().count() < MIN_REASON_LEN {
+        return Err(AppError::invalid(
+            "reason",
+            "Give a reason of at least 10 characters, such as the ticket number and what the customer asked.",
         ));
     }
     if reason.chars().count() > MAX_REASON_LEN || reason.chars().any(char::is_control) {

@@ -110,6 +110,7 @@ impl Application {
             })?
             .port();
         let workers = settings.workers;
+        let max_connections = settings.max_connections_per_worker;
         let state = AppState::new(settings, pool, setup_token, catalogue, keys);
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
             crate::verify::revocation::spawn_listener(
@@ -143,6 +144,7 @@ impl Application {
                 .configure(crate::web::routes)
         })
         .workers(workers)
+        .max_connections(max_connections)
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -277,9 +277,12 @@ pub async fn create_access_code(
     }
 }
 
+/// Support staff's reason for opening a secret: a POST form (never a URL, so it stays out of access
+/// logs and browser history), checked against the session's CSRF token.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct RevealQuery {
+pub struct ReasonForm {
+    csrf_token: String,
     reason: String,
 }
 
@@ -289,6 +292,7 @@ struct ReasonPage {
     layout: Layout,
     code_id: String,
     action_url: String,
+    cancel_url: String,
     reason: String,
     errors: FieldErrors,
     download: bool,
@@ -305,23 +309,39 @@ struct SecretPage {
     example_url: String,
     qr_svg: String,
     download_url: String,
+    /// Support staff download with a POST that repeats their reason.
+    staff_reason: Option<String>,
     access_codes_url: String,
 }
 
-/// Reveals (or, for support staff without a reason yet, asks why) — shared by the view and download.
+/// What asked for a secret: a plain visit (support staff are then asked why), or staff's reason form.
+enum Asked {
+    Visit,
+    WithReason(ReasonForm),
+}
+
+/// Reveals (or, for support staff without a valid reason yet, asks why) — shared by the view and
+/// download.
 async fn reveal_or_ask(
     req: &HttpRequest,
     state: &AppState,
     who: &SignedIn,
     path: (String, String, String),
     how: Disclosure,
-    reason: String,
-) -> Result<Result<(AccountAccess, Revealed), HttpResponse>, AppError> {
+    asked: Asked,
+) -> Result<Result<(AccountAccess, Revealed, String), HttpResponse>, AppError> {
     let (account_id, key_id, code_id) = path;
+    let (reason, reason_given) = match asked {
+        Asked::Visit => (String::new(), false),
+        Asked::WithReason(form) => {
+            who.check_csrf(&form.csrf_token)?;
+            (form.reason, true)
+        }
+    };
     let user = who.user.clone();
     let ip = who.client_ip.clone();
     let keys = state.keys.clone();
-    let asked = reason.clone();
+    let given = reason.clone();
     let result = state
         .db
         .run(move |conn| {
@@ -331,7 +351,7 @@ async fn reveal_or_ask(
                 key_id: &key_id,
                 code_id: &code_id,
                 how,
-                reason: Some(asked.as_str()),
+                reason: Some(given.as_str()),
             };
             match access_codes::reveal(conn, &access, &actor, &keys, request) {
                 Ok(revealed) => Ok(Ok((access, revealed))),
@@ -341,7 +361,7 @@ async fn reveal_or_ask(
         })
         .await?;
     match result {
-        Ok(done) => Ok(Ok(done)),
+        Ok((access, revealed)) => Ok(Ok((access, revealed, reason))),
         Err((access, key_id, code_id, errors)) => {
             let urls = AccountUrls::new(&access.account.id);
             let base = urls.access_code(&key_id, &code_id);
@@ -360,9 +380,10 @@ async fn reveal_or_ask(
                 } else {
                     format!("{base}/secret")
                 },
+                cancel_url: urls.access_codes(&key_id),
                 code_id,
-                // A first visit asks without complaining; a blank submission gets the message.
-                errors: if req.query_string().contains("reason=") {
+                // A first visit asks without complaining; a submitted form gets the message.
+                errors: if reason_given {
                     errors
                 } else {
                     FieldErrors::new()
@@ -370,7 +391,14 @@ async fn reveal_or_ask(
                 reason,
                 download,
             };
-            Ok(Err(html(&page)?))
+            let status = if reason_given {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            let mut res = html(&page)?;
+            *res.status_mut() = status;
+            Ok(Err(res))
         }
     }
 }
@@ -384,54 +412,67 @@ fn example_url(state: &AppState, account_id: &str, secret: &str) -> String {
 }
 
 /// `GET …/access-codes/{code}/secret` — the secret, masked until revealed, with copy buttons, QR code
-/// and download link. Support staff add `?reason=…`.
+/// and download link. Support staff get the reason form instead.
 pub async fn show_secret(
     req: HttpRequest,
     state: State,
     who: SignedIn,
     path: web::Path<(String, String, String)>,
-    query: web::Query<RevealQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let reason = query.into_inner().reason;
-    let (access, revealed) = match reveal_or_ask(
+    secret_page(&req, &state, &who, path.into_inner(), Asked::Visit).await
+}
+
+/// `POST …/access-codes/{code}/secret` (`reason`) — support staff's reason form.
+pub async fn reveal_secret(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    HtmlForm(form): HtmlForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    secret_page(
         &req,
         &state,
         &who,
         path.into_inner(),
-        Disclosure::Viewed,
-        reason.clone(),
+        Asked::WithReason(form),
     )
-    .await?
-    {
-        Ok(done) => done,
-        Err(ask) => return Ok(ask),
-    };
+    .await
+}
+
+async fn secret_page(
+    req: &HttpRequest,
+    state: &AppState,
+    who: &SignedIn,
+    path: (String, String, String),
+    asked: Asked,
+) -> Result<HttpResponse, AppError> {
+    let (access, revealed, reason) =
+        match reveal_or_ask(req, state, who, path, Disclosure::Viewed, asked).await? {
+            Ok(done) => done,
+            Err(ask) => return Ok(ask),
+        };
     let urls = AccountUrls::new(&access.account.id);
     let details = api_keys::KeyDetails::default();
     let key = KeyView::new(&revealed.key, &details, &urls);
     let code = CodeView::new(&revealed.code, &urls);
-    let mut download_url = format!("{}/download", urls.access_code(&key.id, &code.id));
-    if access.via_staff {
-        download_url.push_str(&format!(
-            "?reason={}",
-            percent_encoding::utf8_percent_encode(&reason, percent_encoding::NON_ALPHANUMERIC)
-        ));
-    }
+    let download_url = format!("{}/download", urls.access_code(&key.id, &code.id));
     let qr_svg = qr_code_svg(&revealed.secret)?;
     html(&SecretPage {
         layout: Layout::account(
-            &state,
-            &who,
+            state,
+            who,
             &access,
             "Access code secret",
             Nav::ApiKeys,
-            Flash::take(&req),
+            Flash::take(req),
         ),
         header_line: format!("x-api-key: {}", revealed.secret),
-        example_url: example_url(&state, &access.account.id, &revealed.secret),
+        example_url: example_url(state, &access.account.id, &revealed.secret),
         secret: revealed.secret,
         qr_svg,
         download_url,
+        staff_reason: access.via_staff.then_some(reason),
         access_codes_url: urls.access_codes(&key.id),
         key,
         code,
@@ -466,28 +507,47 @@ fn download_file_name(key_name: &str, code_id: &str) -> String {
     format!("{name}-{code_id}.txt")
 }
 
-/// `GET …/access-codes/{code}/download` — the credentials as a `.txt` attachment.
+/// `GET …/access-codes/{code}/download` — the credentials as a `.txt` attachment (support staff get
+/// the reason form instead).
 pub async fn download_secret(
     req: HttpRequest,
     state: State,
     who: SignedIn,
     path: web::Path<(String, String, String)>,
-    query: web::Query<RevealQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let reason = query.into_inner().reason;
-    let (access, revealed) = match reveal_or_ask(
+    secret_file(&req, &state, &who, path.into_inner(), Asked::Visit).await
+}
+
+/// `POST …/access-codes/{code}/download` (`reason`) — support staff's reason form.
+pub async fn download_secret_with_reason(
+    req: HttpRequest,
+    state: State,
+    who: SignedIn,
+    path: web::Path<(String, String, String)>,
+    HtmlForm(form): HtmlForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    secret_file(
         &req,
         &state,
         &who,
         path.into_inner(),
-        Disclosure::Downloaded,
-        reason,
+        Asked::WithReason(form),
     )
-    .await?
-    {
-        Ok(done) => done,
-        Err(ask) => return Ok(ask),
-    };
+    .await
+}
+
+async fn secret_file(
+    req: &HttpRequest,
+    state: &AppState,
+    who: &SignedIn,
+    path: (String, String, String),
+    asked: Asked,
+) -> Result<HttpResponse, AppError> {
+    let (access, revealed, _reason) =
+        match reveal_or_ask(req, state, who, path, Disclosure::Downloaded, asked).await? {
+            Ok(done) => done,
+            Err(ask) => return Ok(ask),
+        };
     let Revealed { key, code, secret } = revealed;
     let description = if code.description.is_empty() {
         "(none)"
@@ -519,7 +579,7 @@ pub async fn download_secret(
         code_id = code.id,
         created = display::datetime(&code.created_at),
         expires = display::datetime(&code.expires_at),
-        url = example_url(&state, &access.account.id, &secret),
+        url = example_url(state, &access.account.id, &secret),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

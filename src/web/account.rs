@@ -106,7 +106,7 @@ pub async fn change_password(
                 "/",
                 &Flash::success("Password changed. Every other browser has been signed out."),
             );
-            res.add_cookie(&websession::session_cookie(&state, token))
+            res.add_cookie(&websession::ConsoleCookie::Session.set(&state, token))
                 .map_err(AppError::internal)?;
             Ok(res)
         }

@@ -16,7 +16,7 @@ use crate::web::client::client_ip;
 use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::Layout;
 use crate::web::session::{
-    self as websession, Flash, LOGIN_CSRF_COOKIE, SignedIn, see_other_with_flash,
+    self as websession, ConsoleCookie, Flash, SignedIn, see_other_with_flash,
 };
 use crate::web::{AppState, State, urls};
 
@@ -72,7 +72,7 @@ fn render_login(
     next: &str,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let token = websession::anonymous_csrf_token(req);
+    let token = websession::anonymous_csrf_token(req, state);
     let page = LoginPage {
         layout: Layout::anonymous(state, "Sign in", &token, Flash::take(req)),
         email: email.to_owned(),
@@ -81,7 +81,7 @@ fn render_login(
     };
     Ok(HttpResponse::build(status)
         .content_type(header::ContentType::html())
-        .cookie(websession::anonymous_csrf_cookie(state, token))
+        .cookie(ConsoleCookie::LoginCsrf.set(state, token))
         .body(page.render().map_err(AppError::internal)?))
 }
 
@@ -101,7 +101,7 @@ pub async fn log_in(
     state: State,
     HtmlForm(form): HtmlForm<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let csrf_ok = websession::anonymous_csrf_ok(&req, &form.csrf_token);
+    let csrf_ok = websession::anonymous_csrf_ok(&req, &state, &form.csrf_token);
     let retry = |status, message: &str| {
         render_login(
             &req,
@@ -144,18 +144,18 @@ pub async fn log_in(
     }
 
     let user_agent = websession::user_agent(&req);
-    let old_token = req
-        .cookie(websession::session_cookie_name(&state))
-        .map(|c| c.value().to_owned());
+    let old_token = ConsoleCookie::Session.read(&req, &state);
     let (email, password, ip_for_db) = (form.email.clone(), form.password.clone(), ip.clone());
     let outcome = state
         .db
         .run(move |conn| {
+            let signed_in = sessions::sign_in(conn, &email, &password, &ip_for_db, &user_agent)?;
             // A new session id at every sign-in: a token planted before sign-in is worthless after.
-            if let Some(old) = old_token {
+            // A failed attempt leaves the browser's current session alone.
+            if let (Some(_), Some(old)) = (&signed_in, old_token) {
                 Session::end(conn, &old)?;
             }
-            sessions::sign_in(conn, &email, &password, &ip_for_db, &user_agent)
+            Ok(signed_in)
         })
         .await?;
 
@@ -179,9 +179,9 @@ pub async fn log_in(
     };
     throttle.per_email.reset(&email_key);
     let mut res = websession::see_other(&websession::safe_next(Some(&form.next)));
-    res.add_cookie(&websession::session_cookie(&state, token))
+    res.add_cookie(&ConsoleCookie::Session.set(&state, token))
         .map_err(AppError::internal)?;
-    res.add_cookie(&websession::removal_cookie(&state, LOGIN_CSRF_COOKIE))
+    res.add_cookie(&ConsoleCookie::LoginCsrf.removal(&state))
         .map_err(AppError::internal)?;
     Ok(res)
 }
@@ -194,18 +194,14 @@ pub async fn log_out(
     HtmlForm(form): HtmlForm<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
-    if let Some(cookie) = req.cookie(websession::session_cookie_name(&state)) {
-        let token = cookie.value().to_owned();
+    if let Some(token) = ConsoleCookie::Session.read(&req, &state) {
         state
             .db
             .run(move |conn| Ok(Session::end(conn, &token)?))
             .await?;
     }
     let mut res = see_other_with_flash(urls::LOGIN, &Flash::success("You have signed out."));
-    res.add_cookie(&websession::removal_cookie(
-        &state,
-        websession::session_cookie_name(&state),
-    ))
-    .map_err(AppError::internal)?;
+    res.add_cookie(&ConsoleCookie::Session.removal(&state))
+        .map_err(AppError::internal)?;
     Ok(res)
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::future::{Future, ready};
 use std::pin::Pin;
 
+use actix_web::dev::Payload;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::verify::{CanonicalPath, Check, Grant, Refusal, Requirement, Verification, canonical};
 use crate::web::State;
+use crate::web::body::{problem_response, read_within};
 use crate::web::client::client_addr;
 use crate::{ads, drive_files, usage};
 
@@ -189,7 +191,12 @@ pub async fn dispatch(
         ("GET", "ads") => list_ads(state, verified(Requirement::Policy).await?).await,
         ("POST", "ads") => {
             let grant = verified(Requirement::Policy).await?;
-            let body = web::Json::<NewAd>::from_request(&req, &mut payload.into_inner()).await?;
+            // This scope has no body middleware (the hot path has no body): the same deadline here.
+            let bytes = match read_within(payload.into_inner(), state.settings.body_timeout).await {
+                Ok(bytes) => bytes,
+                Err(problem) => return Ok(problem_response(problem, true)),
+            };
+            let body = web::Json::<NewAd>::from_request(&req, &mut Payload::from(bytes)).await?;
             create_ad(state, grant, body.into_inner()).await
         }
         ("GET", "drive-files") => {

@@ -11,7 +11,8 @@ use actix_web::{Error, HttpMessage};
 use percent_encoding::percent_decode_str;
 
 use crate::ids;
-use crate::web::session::{FLASH_COOKIE, Flash};
+use crate::web::State;
+use crate::web::session::{ConsoleCookie, Flash};
 
 /// What the rest of the request's handling may want to know about it (error pages show the id).
 #[derive(Debug, Clone)]
@@ -48,7 +49,8 @@ fn next_request_id() -> String {
 /// Gives the request an id, runs it inside that context, and logs one line for it.
 ///
 /// The line has the path and a query string with `apiKey` redacted: actix's stock `Logger` prints the
-/// raw query, which would write access codes into the logs.
+/// raw query, which would write access codes into the logs. The line is built only when it is
+/// written (API lines are at debug level).
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -60,7 +62,9 @@ pub async fn request_context(
     };
     let api = context.wants_json;
     let method = req.method().clone();
-    let target = redacted_target(req.path(), req.query_string());
+    // A cheap clone (shared bytes): the target is redacted only if a line is written.
+    let uri = req.uri().clone();
+    let target = || redacted_target(uri.path(), uri.query().unwrap_or(""));
     let request_id = context.id.clone();
     let mut res = REQUEST.scope(context, next.call(req)).await?;
     let status = res.status();
@@ -70,46 +74,88 @@ pub async fn request_context(
     }
     let micros = started.elapsed().as_micros();
     if status.is_server_error() {
-        tracing::error!(request_id, %method, target, status = status.as_u16(), micros, "request failed");
+        tracing::error!(request_id, %method, target = target(), status = status.as_u16(), micros, "request failed");
     } else if api {
         // API and verification traffic is the hot path: its lines are at debug level (RUST_LOG=debug),
         // so that a busy gateway does not write a log line per request.
-        tracing::debug!(request_id, %method, target, status = status.as_u16(), micros, "request");
+        tracing::debug!(request_id, %method, target = target(), status = status.as_u16(), micros, "request");
     } else {
-        tracing::info!(request_id, %method, target, status = status.as_u16(), micros, "request");
+        tracing::info!(request_id, %method, target = target(), status = status.as_u16(), micros, "request");
     }
     Ok(res)
 }
 
-/// The path and query as they may be logged: the value of every `apiKey` parameter replaced, and
-/// anything else that looks like a secret (pasted into a search box, say).
+/// The path and query as they may be logged: the value of every `apiKey` parameter and the setup
+/// `token` replaced, and every path segment, parameter name or value that holds something shaped like
+/// a secret — as sent, or once `+` and percent-escapes (up to three layers) are decoded.
 pub fn redacted_target(path: &str, query: &str) -> String {
-    crate::secrets::redact_secret_like(&api_key_redacted(path, query)).into_owned()
+    let mut out = String::with_capacity(path.len() + query.len() + 1);
+    for (n, segment) in path.split('/').enumerate() {
+        if n > 0 {
+            out.push('/');
+        }
+        out.push_str(redacted(segment));
+    }
+    if query.is_empty() {
+        return out;
+    }
+    out.push('?');
+    for (n, pair) in query.split('&').enumerate() {
+        if n > 0 {
+            out.push('&');
+        }
+        let (name, value) = match pair.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (pair, None),
+        };
+        // Compare the decoded name: `%61piKey` reaches the verifier as `apiKey`.
+        let decoded = decoded_layers(name)
+            .last()
+            .map(|n| n.to_ascii_lowercase())
+            .unwrap_or_default();
+        out.push_str(redacted(name));
+        match value {
+            Some(_) if decoded.contains("apikey") || decoded == "token" => {
+                out.push_str("=[REDACTED]");
+            }
+            Some(value) => {
+                out.push('=');
+                out.push_str(redacted(value));
+            }
+            None => {}
+        }
+    }
+    out
 }
 
-fn api_key_redacted(path: &str, query: &str) -> String {
-    if query.is_empty() {
-        return path.to_owned();
+/// `[REDACTED]` if any decoding of this URL component looks like it holds a secret, else the component.
+fn redacted(component: &str) -> &str {
+    if decoded_layers(component).any(|text| crate::secrets::contains_secret_like(&text)) {
+        "[REDACTED]"
+    } else {
+        component
     }
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let name = pair.split('=').next().unwrap_or("");
-            // Compare the decoded name: `%61piKey` reaches the verifier as `apiKey`.
-            let decoded = percent_decode_str(name)
+}
+
+/// The component as sent, then decoded (`+` as space, percent-escapes) while decoding changes it, at
+/// most three times (a double-encoded secret is still a secret).
+fn decoded_layers(component: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    let mut current = Some(std::borrow::Cow::Borrowed(component));
+    let mut layers = 0;
+    std::iter::from_fn(move || {
+        let this = current.take()?;
+        layers += 1;
+        if layers <= 3 && (this.contains('%') || this.contains('+')) {
+            let plus_as_space = this.replace('+', " ");
+            let decoded = percent_decode_str(&plus_as_space)
                 .decode_utf8_lossy()
-                .to_ascii_lowercase();
-            if decoded.contains("apikey") {
-                format!("{name}=[REDACTED]")
-            } else if decoded == "token" {
-                // The one-time setup link's token.
-                "token=[REDACTED]".to_owned()
-            } else {
-                pair.to_owned()
+                .into_owned();
+            if decoded != this {
+                current = Some(std::borrow::Cow::Owned(decoded));
             }
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
+        }
+        Some(this)
+    })
 }
 
 /// The Content-Security-Policy of every page: our own scripts and styles only, no inline script, no
@@ -117,12 +163,19 @@ fn api_key_redacted(path: &str, query: &str) -> String {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// HSTS for a console served over HTTPS: two years, subdomains included (RFC 6797).
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+
 /// Adds the security headers to every response, and `no-store` to every non-asset response so that no
-/// page (some show secrets) lands in a shared or browser cache.
+/// page (some show secrets) lands in a shared or browser cache. Over HTTPS, `Strict-Transport-Security`
+/// keeps browsers from ever asking over plain HTTP again.
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let https = req
+        .app_data::<State>()
+        .is_some_and(|state| state.settings.secure_cookies());
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     let set = |headers: &mut header::HeaderMap, name: HeaderName, value: &'static str| {
@@ -140,32 +193,39 @@ pub async fn security_headers(
         "same-origin",
     );
     set(headers, header::CACHE_CONTROL, "no-store");
+    if https {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
     Ok(res)
 }
 
-/// Reads the flash cookie into the request's extensions for the page to show, and clears it once a
-/// page (not a redirect) has been rendered with it.
+/// Owns the flash cookie: reads it into the request's extensions for the page to show; sets it from a
+/// `Flash` a handler left in its redirect's extensions; clears it once a page (not a redirect) has
+/// been rendered with it.
 pub async fn flash_messages(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(state) = req.app_data::<State>().cloned() else {
+        return next.call(req).await;
+    };
     let flash = req
-        .cookie(FLASH_COOKIE)
+        .cookie(ConsoleCookie::Flash.name(&state))
         .and_then(|c| Flash::decode(c.value()));
     let had_flash = flash.is_some();
     if let Some(flash) = flash {
         req.extensions_mut().insert(flash);
     }
     let mut res = next.call(req).await?;
-    if had_flash
-        && !res.status().is_redirection()
-        && !res.response().cookies().any(|c| c.name() == FLASH_COOKIE)
-    {
-        let mut removal = actix_web::cookie::Cookie::build(FLASH_COOKIE, "")
-            .path("/")
-            .finish();
-        removal.make_removal();
-        let _ = res.response_mut().add_cookie(&removal);
+    let new_flash = res.response().extensions().get::<Flash>().cloned();
+    if let Some(flash) = new_flash {
+        let _ = res
+            .response_mut()
+            .add_cookie(&ConsoleCookie::Flash.set(&state, flash.encode()));
+    } else if had_flash && !res.status().is_redirection() {
+        let _ = res
+            .response_mut()
+            .add_cookie(&ConsoleCookie::Flash.removal(&state));
     }
     Ok(res)
 }
@@ -198,5 +258,42 @@ mod tests {
             redacted_target("/setup", "token=abc"),
             "/setup?token=[REDACTED]"
         );
+    }
+
+    #[test]
+    fn encoded_secrets_are_redacted_in_every_spelling() {
+        let secret = crate::secrets::generate();
+        let encode_all = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+        let spellings = [
+            secret.replacen('_', "%5F", 1),
+            format!(
+                "{}%{:02x}{}",
+                &secret[..10],
+                secret.as_bytes()[10],
+                &secret[11..]
+            ),
+            encode_all(&secret),
+            encode_all(&secret).replace('%', "%25"),
+            format!("{}+", &secret),
+        ];
+        for spelling in &spellings {
+            for (path, query) in [
+                (format!("/accounts/{spelling}"), String::new()),
+                (
+                    "/login".to_owned(),
+                    format!("next=%2Faccounts%2F{spelling}"),
+                ),
+                ("/a".to_owned(), format!("q={spelling}&page=2")),
+            ] {
+                let line = redacted_target(&path, &query);
+                assert!(line.contains("[REDACTED]"), "{path}?{query} → {line}");
+                assert!(!line.contains(&secret[4..20]), "{line}");
+                assert!(
+                    !line.contains(&spelling[..spelling.len().min(30)]),
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(redacted_target("/a/b%20c", "q=x+y"), "/a/b%20c?q=x+y");
     }
 }

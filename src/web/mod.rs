@@ -8,6 +8,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod bms_api;
+pub mod body;
 pub mod chart;
 pub mod client;
 pub mod console;
@@ -112,12 +113,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/v1")
+            .wrap(from_fn(body::body_deadline))
             .wrap(middleware::api_headers())
             .configure(verify_routes)
             .default_service(web::to(errors::json_not_found)),
     )
     .service(
         web::scope("")
+            .wrap(from_fn(body::body_deadline))
             .wrap(from_fn(middleware::flash_messages))
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::request_context))
@@ -182,9 +185,9 @@ route_table! {
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}" =>
         post(access_codes::update_access_code);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/secret" =>
-        get(access_codes::show_secret);
+        get(access_codes::show_secret), post(access_codes::reveal_secret);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/download" =>
-        get(access_codes::download_secret);
+        get(access_codes::download_secret), post(access_codes::download_secret_with_reason);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/enabled" =>
         post(access_codes::set_access_code_enabled);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/delete" =>

@@ -17,67 +17,70 @@ use crate::error::AppError;
 use crate::sessions::{self, Session};
 use crate::users::User;
 use crate::web::client::client_ip;
-use crate::web::{AppState, State};
+use crate::web::{AppState, State, urls};
 
-/// The flash message cookie: set on a redirect, shown once by the next page.
-pub const FLASH_COOKIE: &str = "bms_flash";
-/// The pre-session CSRF cookie of the sign-in and setup forms (double-submit: the form carries a copy).
-pub const LOGIN_CSRF_COOKIE: &str = "bms_login_csrf";
+/// The console's cookies. Over HTTPS every name carries the `__Host-` prefix, which browsers accept
+/// only on a `Secure`, host-only cookie with `Path=/` (RFC 6265bis §4.1.3.2): no plain-HTTP page and
+/// no sibling domain can set or overwrite it. All are `HttpOnly` and `SameSite=Lax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleCookie {
+    /// The session token.
+    Session,
+    /// The pre-session CSRF token of the sign-in and setup forms (double-submit: the form has a copy).
+    LoginCsrf,
+    /// A one-shot message, set on a redirect and shown by the next page (`middleware::flash_messages`).
+    Flash,
+}
 
-/// The session cookie's name: with `__Host-` over HTTPS, which the browser only accepts when `Secure`,
-/// host-only and `Path=/` (RFC 6265bis §4.1.3.2).
-pub fn session_cookie_name(state: &AppState) -> &'static str {
-    if state.settings.secure_cookies() {
-        "__Host-bms_session"
-    } else {
-        "bms_session"
+impl ConsoleCookie {
+    /// The cookie's name on this server.
+    pub fn name(self, state: &AppState) -> &'static str {
+        match (self, state.settings.secure_cookies()) {
+            (ConsoleCookie::Session, true) => "__Host-bms_session",
+            (ConsoleCookie::Session, false) => "bms_session",
+            (ConsoleCookie::LoginCsrf, true) => "__Host-bms_login_csrf",
+            (ConsoleCookie::LoginCsrf, false) => "bms_login_csrf",
+            (ConsoleCookie::Flash, true) => "__Host-bms_flash",
+            (ConsoleCookie::Flash, false) => "bms_flash",
+        }
+    }
+
+    /// The value the browser sent.
+    pub fn read(self, req: &HttpRequest, state: &AppState) -> Option<String> {
+        req.cookie(self.name(state)).map(|c| c.value().to_owned())
+    }
+
+    /// The cookie that sets `value`.
+    pub fn set(self, state: &AppState, value: String) -> Cookie<'static> {
+        Cookie::build(self.name(state), value)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.settings.secure_cookies())
+            .finish()
+    }
+
+    /// The cookie that deletes it.
+    pub fn removal(self, state: &AppState) -> Cookie<'static> {
+        let mut cookie = self.set(state, String::new());
+        cookie.make_removal();
+        cookie
     }
 }
 
-/// The cookie that carries a new session's token.
-pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
-    Cookie::build(session_cookie_name(state), token)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.settings.secure_cookies())
-        .finish()
-}
-
-/// A cookie that deletes the named one.
-pub fn removal_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
-    let mut cookie = Cookie::build(name, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.settings.secure_cookies())
-        .finish();
-    cookie.make_removal();
-    cookie
-}
-
 /// The pre-session CSRF token of the sign-in and setup forms: the browser's cookie, or a new one.
-pub fn anonymous_csrf_token(req: &HttpRequest) -> String {
-    req.cookie(LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
+pub fn anonymous_csrf_token(req: &HttpRequest, state: &AppState) -> String {
+    ConsoleCookie::LoginCsrf
+        .read(req, state)
         .filter(|v| v.len() == 43)
         .unwrap_or_else(sessions::new_token)
 }
 
-/// The cookie that carries the pre-session CSRF token (double-submit: the form carries a copy).
-pub fn anonymous_csrf_cookie(state: &AppState, token: String) -> Cookie<'static> {
-    Cookie::build(LOGIN_CSRF_COOKIE, token)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.settings.secure_cookies())
-        .finish()
-}
-
 /// Whether a sign-in or setup form carries the same token as the browser's pre-session cookie.
-pub fn anonymous_csrf_ok(req: &HttpRequest, submitted: &str) -> bool {
-    req.cookie(LOGIN_CSRF_COOKIE)
-        .is_some_and(|c| !submitted.is_empty() && sessions::tokens_equal(c.value(), submitted))
+pub fn anonymous_csrf_ok(req: &HttpRequest, state: &AppState, submitted: &str) -> bool {
+    ConsoleCookie::LoginCsrf
+        .read(req, state)
+        .is_some_and(|c| !submitted.is_empty() && sessions::tokens_equal(&c, submitted))
 }
 
 /// The browser's `User-Agent`, kept with a session so a user can tell their sessions apart.
@@ -164,9 +167,8 @@ impl FromRequest for SignedIn {
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
-            let token = req
-                .cookie(session_cookie_name(&state))
-                .map(|c| c.value().to_owned())
+            let token = ConsoleCookie::Session
+                .read(&req, &state)
                 .filter(|t| !t.is_empty() && t.len() <= 64)
                 .ok_or(AppError::Unauthenticated)?;
             let (session, user) = state
@@ -220,7 +222,7 @@ impl Flash {
         }
     }
 
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         let kind = match self.kind {
             FlashKind::Success => 's',
             FlashKind::Error => 'e',
@@ -255,32 +257,31 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// A `303` to `location` that shows `flash` there.
+/// A `303` to `location` that shows `flash` there (the flash middleware turns it into the cookie).
 pub fn see_other_with_flash(location: &str, flash: &Flash) -> HttpResponse {
     let mut res = see_other(location);
-    let cookie = Cookie::build(FLASH_COOKIE, flash.encode())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .finish();
-    let _ = res.add_cookie(&cookie);
+    res.extensions_mut().insert(flash.clone());
     res
 }
 
-/// `next=` targets after sign-in are only local paths, so the sign-in page cannot be used to send
-/// users to another site (open redirect).
+/// `next=` targets after sign-in are only pages of this console, so the sign-in page cannot send
+/// users to another site (open redirect) or break its own answer: a known console path, in visible
+/// ASCII, with no `\\`, no `//` and no scheme. Anything else lands on the home page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && n.len() < 1000 =>
-        {
-            n.to_owned()
-        }
-        _ => "/".to_owned(),
+        Some(n) if n.len() < 1000 && is_console_target(n) => n.to_owned(),
+        _ => urls::HOME.to_owned(),
     }
+}
+
+fn is_console_target(target: &str) -> bool {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    target.bytes().all(|b| b.is_ascii_graphic())
+        && !target.contains('\\')
+        && !target.contains("//")
+        && (path == urls::HOME
+            || path == urls::ACCOUNTS
+            || urls::CONSOLE_PREFIXES.iter().any(|p| path.starts_with(p)))
 }
 
 /// The state from a request, for handlers that take `HttpRequest` only.

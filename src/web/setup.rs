@@ -87,7 +87,7 @@ fn render_setup(
     form: SetupForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let csrf = websession::anonymous_csrf_token(req);
+    let csrf = websession::anonymous_csrf_token(req, state);
     let page = SetupPage {
         layout: Layout::anonymous(state, "Set up BMS", &csrf, None),
         token: token.to_owned(),
@@ -100,7 +100,7 @@ fn render_setup(
     };
     Ok(HttpResponse::build(status)
         .content_type(header::ContentType::html())
-        .cookie(websession::anonymous_csrf_cookie(state, csrf))
+        .cookie(websession::ConsoleCookie::LoginCsrf.set(state, csrf))
         .body(page.render().map_err(AppError::internal)?))
 }
 
@@ -133,7 +133,7 @@ pub async fn complete_setup(
     if !state.setup.matches(&query.token) {
         return Err(AppError::NotFound);
     }
-    if !websession::anonymous_csrf_ok(&req, &form.csrf_token) {
+    if !websession::anonymous_csrf_ok(&req, &state, &form.csrf_token) {
         return Err(AppError::forbidden(
             "This form had expired. Reload the setup page and try again.",
         ));
@@ -182,7 +182,7 @@ pub async fn complete_setup(
             added.account.name
         )),
     );
-    res.add_cookie(&websession::session_cookie(&state, token))
+    res.add_cookie(&websession::ConsoleCookie::Session.set(&state, token))
         .map_err(AppError::internal)?;
     Ok(res)
 }

@@ -43,7 +43,10 @@ impl AccountUrls {
     }
 }
 
+pub const HOME: &str = "/";
 pub const LOGIN: &str = "/login";
+/// Where the console's pages live: the only places a sign-in may send the user on to (`next=`).
+pub const CONSOLE_PREFIXES: [&str; 3] = ["/accounts/", "/account/", "/docs/"];
 pub const LOGOUT: &str = "/logout";
 pub const ACCOUNTS: &str = "/accounts";
 pub const API_DOCS: &str = "/docs/apis";

@@ -286,17 +286,41 @@ both_backends! {
         let ask = staff.get(&format!("{url}/secret")).await;
         assert_eq!(ask.status, StatusCode::OK);
         assert!(ask.body.contains("Reason required") && !ask.body.contains(&secret));
-        let blank = staff.get(&format!("{url}/secret?reason=+")).await;
+        let csrf = ask.csrf_token();
+        assert!(ask.body.contains(r#"method="post""#), "the reason is a POST form, never a URL");
+        // A reason in the URL (the old way) reveals nothing: it is not even read.
+        let in_url = staff.get(&format!("{url}/secret?reason=Ticket+42%3A+lost+secret")).await;
+        assert!(in_url.body.contains("Reason required") && !in_url.body.contains(&secret));
+        let reason = |text: &str| vec![("csrf_token", csrf.clone()), ("reason", text.to_owned())];
+        let post = |path: String, fields: Vec<(&'static str, String)>| {
+            let staff = &staff;
+            async move {
+                let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                staff.post_form(&path, &fields).await
+            }
+        };
+        let blank = post(format!("{url}/secret"), reason(" ")).await;
+        assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(blank.body.contains("Support staff must give a reason") && !blank.body.contains(&secret));
-        let shown = staff.get(&format!("{url}/secret?reason=Ticket+42%3A+lost+secret")).await;
+        let short = post(format!("{url}/secret"), reason("ticket 4")).await;
+        assert!(short.body.contains("at least 10 characters") && !short.body.contains(&secret));
+        assert!(short.body.contains(r#"value="ticket 4""#), "the form keeps what was typed");
+        let forged = post(format!("{url}/secret"), vec![("csrf_token", "forged".into()), ("reason", "Ticket 42: lost secret".into())]).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        assert!(!forged.body.contains(&secret));
+        assert!(audit_actions(&app, &acc).iter().all(|(a, staff, _)| !(*staff && a == "access_code.secret_viewed")), "nothing revealed to staff yet");
+
+        let shown = post(format!("{url}/secret"), reason("Ticket 42: lost secret")).await;
         assert_eq!(secret_in(&shown.body), secret);
+        assert!(!shown.body.contains("?reason="), "the download repeats the reason in a form, not a URL");
         let (action, is_staff, details) = audit_actions(&app, &acc)[0].clone();
         assert_eq!(action, "access_code.secret_viewed");
         assert!(is_staff && details.contains("reason: Ticket 42: lost secret"), "{details}");
-        let file = staff.get(&format!("{url}/download?reason=Ticket+42")).await;
+        let file = post(format!("{url}/download"), reason("Ticket 42: lost secret")).await;
         assert!(file.body.contains(&secret));
         assert_eq!(audit_actions(&app, &acc)[0].0, "access_code.downloaded");
         assert!(staff.get(&format!("{url}/download")).await.body.contains("Reason required"));
+        assert!(!staff.get(&format!("{url}/download?reason=Ticket+42%3A+lost+secret")).await.body.contains(&secret));
     }
 
     async fn linked_keys_have_no_access_codes(app) {
