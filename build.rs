@@ -1,6 +1,6 @@
 //! Tells the test suite which optional services it may use: with `BMS_TEST_POSTGRES_URL` set, the
-//! PostgreSQL half of every integration test runs; with `BMS_TEST_NGINX` (the nginx binary), the test
-//! through a real nginx; with `BMS_TEST_CHROMEDRIVER`, the browser tests; with `BMS_TEST_PG_BINDIR`
+//! PostgreSQL half of every integration test runs; with `BMS_TEST_NGINX` and `BMS_TEST_CADDY` (the
+//! nginx and caddy binaries), the tests through a real nginx and a real Caddy; with `BMS_TEST_CHROMEDRIVER`, the browser tests; with `BMS_TEST_PG_BINDIR`
 //! (PostgreSQL's `initdb` and `pg_ctl`), the test that stops a cluster of its own under the running
 //! server. Without them those tests are
 //! reported as *ignored*, with the reason, rather than silently passing.
@@ -10,6 +10,7 @@ fn main() {
     for (variable, cfg) in [
         ("BMS_TEST_POSTGRES_URL", "bms_pg_tests"),
         ("BMS_TEST_NGINX", "bms_nginx_tests"),
+        ("BMS_TEST_CADDY", "bms_caddy_tests"),
         ("BMS_TEST_CHROMEDRIVER", "bms_browser_tests"),
         ("BMS_TEST_PG_BINDIR", "bms_pg_fault_tests"),
     ] {

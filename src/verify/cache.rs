@@ -1,7 +1,13 @@
 //! The in-process cache in front of the database: what an access code's digest grants, or that no
 //! code has it. Bounded in size; entries expire (a safety net behind the explicit invalidations).
+//!
+//! A lookup races the changes it could miss: it may read a row just before a revocation commits and
+//! come back after the revocation has invalidated the cache. So every invalidation moves a
+//! *generation* on, and a lookup's answer is cached only if no invalidation happened since the lookup
+//! began (`generation()` before reading, `insert(…, seen)` after) — a revoked code is never put back.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -65,6 +71,8 @@ pub enum Cached {
 
 pub struct CodeCache {
     map: RwLock<HashMap<[u8; 32], Slot>>,
+    /// Moved on by every invalidation, under the map's write lock.
+    generation: AtomicU64,
     max_entries: usize,
     ttl: Duration,
     negative_ttl: Duration,
@@ -74,6 +82,7 @@ impl CodeCache {
     pub fn new(max_entries: usize, ttl: Duration, negative_ttl: Duration) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             max_entries,
             ttl,
             negative_ttl,
@@ -89,8 +98,18 @@ impl CodeCache {
         }
     }
 
-    pub fn insert(&self, digest: [u8; 32], value: Cached) {
+    /// The current generation: read it before a lookup, and give it to `insert`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches a lookup's answer, unless the cache was invalidated since the lookup began (`seen`):
+    /// the answer may then predate the change that invalidated it.
+    pub fn insert(&self, digest: [u8; 32], value: Cached, seen: u64) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != seen {
+            return;
+        }
         if map.len() >= self.max_entries {
             // Bounded: drop what has expired, and if that is not enough, start over (entries reload
             // on demand; a full cache is rare and this keeps the structure simple).
@@ -114,6 +133,7 @@ impl CodeCache {
     /// have one of those digests).
     pub fn invalidate_key(&self, key_id: &str) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
         map.retain(|_, slot| match slot {
             Slot::Found(entry, _) => !entry.depends_on(key_id),
             Slot::Unknown(_) => false,
@@ -121,7 +141,9 @@ impl CodeCache {
     }
 
     pub fn clear(&self) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -130,5 +152,41 @@ impl CodeCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key_id: &str) -> Cached {
+        Cached::Found(Arc::new(CodeEntry {
+            code_id: Arc::from("code_1"),
+            key_id: Arc::from(key_id),
+            account_id: Arc::from("acc_1"),
+            enabled: true,
+            expires_at: crate::db::now(),
+            own: PolicySet::default(),
+            links: HashMap::new(),
+        }))
+    }
+
+    #[test]
+    fn a_lookup_that_began_before_an_invalidation_is_not_cached() {
+        let cache = CodeCache::new(10, Duration::from_secs(60), Duration::from_secs(10));
+        // A lookup begins, a revocation of its key invalidates, then the (stale) answer arrives.
+        let seen = cache.generation();
+        cache.invalidate_key("key_1");
+        cache.insert([1; 32], entry("key_1"), seen);
+        assert!(cache.get(&[1; 32]).is_none(), "a revoked code was put back");
+        // A lookup that began after it is cached.
+        let seen = cache.generation();
+        cache.insert([1; 32], entry("key_1"), seen);
+        assert!(cache.get(&[1; 32]).is_some());
+        // clear() counts as an invalidation too.
+        let seen = cache.generation();
+        cache.clear();
+        cache.insert([2; 32], Cached::Unknown, seen);
+        assert!(cache.get(&[2; 32]).is_none());
     }
 }

@@ -291,12 +291,14 @@ impl Verifier {
     /// The cold path: reads the code from the database (blocking: run it off the async workers) and
     /// caches the answer.
     pub fn load(&self, digest: [u8; 32]) -> Result<Cached, AppError> {
+        // Before the read: an invalidation from here on means the answer may be stale (cache.rs).
+        let generation = self.cache.generation();
         let mut conn = self.pool.get_timeout(LOOKUP_WAIT)?;
         let cached = match lookup::load_entry(&mut conn, &digest)? {
             Some(entry) => Cached::Found(Arc::new(entry)),
             None => Cached::Unknown,
         };
-        self.cache.insert(digest, cached.clone());
+        self.cache.insert(digest, cached.clone(), generation);
         Ok(cached)
     }
 

@@ -434,8 +434,9 @@ impl Browser {
             .client
             .request(method, self.url(path))
             .insert_header(("cookie", self.cookie_header()));
+        // Appended, so that a test can send a header twice.
         for (name, value) in headers {
-            req = req.insert_header((*name, *value));
+            req = req.append_header((*name, *value));
         }
         let res = match body {
             Some(b) => req.send_body(b).await,

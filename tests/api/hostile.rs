@@ -54,7 +54,16 @@ both_backends! {
         }
         // A secret-like run with the prefix inside it (the log redaction panicked on it; found by fuzzing).
         let overlapping = "?q=bms_mbmcCCcCCCCCCCCCCCCCCCbms_mbmcCCCCCCCCCCCmcCCcCCCCCCCCCCCCCC";
-        let queries = [overlapping, "", "?page=-1", "?page=99999999999999999999999", "?q=%00%27%22%3C", "?tag=%FF%FE", "?mode=%00", "?reason=%00", &format!("?q={long}")];
+        let queries = [overlapping, "", "?page=-1", "?page=99999999999999999999999", "?q=%00%27%22%3C", "?tag=%FF%FE", "?mode=%00", "?reason=%00", &format!("?q={long}"),
+            "?next=%0d%0aSet-Cookie:%20x=1", "?next=/%09/evil.example", "?next=%00", "?next=//evil.example", "?next=/%5cevil"];
+        // Headers a client or a gateway may forward, hostile.
+        let hostile_headers: [&[(&str, &str)]; 5] = [
+            &[("x-forwarded-for", "1.2.3.4, junk, ::zz, [::1]:99999")],
+            &[("x-forwarded-uri", "/api/v1/accounts/x/../ads\t"), ("x-original-uri", "%00")],
+            &[("x-forwarded-method", "get"), ("x-original-method", "\t")],
+            &[("x-api-key", "bms_x"), ("x-api-key", "bms_y")],
+            &[("x-forwarded-uri", "/api/v1/accounts/x/ping?apiKey=a&apiKey=b"), ("x-forwarded-method", "GET")],
+        ];
         let bodies: Vec<(&str, Vec<u8>)> = vec![
             ("application/x-www-form-urlencoded", Vec::new()),
             ("application/x-www-form-urlencoded", format!("csrf_token={csrf}&name=%00&tags=%00&policy=%00&description=%00&enabled=%00&mode=link&linked_key_id=%00").into_bytes()),
@@ -78,6 +87,10 @@ both_backends! {
             for method in ["PUT", "DELETE", "PATCH"] {
                 let res = owner.request(method, path, &[], None).await;
                 check(&format!("{method} {path}"), &res, &mut seen);
+            }
+            for headers in hostile_headers {
+                let res = owner.request("GET", path, headers, None).await;
+                check(&format!("GET {path} with {headers:?}"), &res, &mut seen);
             }
         }
         // Every wrong secret length and checksum, in the header and the query string.

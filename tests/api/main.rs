@@ -4,6 +4,7 @@
 //! and on PostgreSQL (see `helpers::both_backends!`).
 
 mod helpers;
+mod raw_http;
 
 mod hostile;
 mod leaks;
@@ -13,9 +14,10 @@ mod api_keys;
 mod browser;
 mod durability;
 mod faults;
+mod gateways;
 mod login;
 mod matrix;
-mod nginx;
 mod platform;
 mod setup;
+mod trust_boundary;
 mod verification;
