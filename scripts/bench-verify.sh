@@ -2,6 +2,7 @@
 # Benchmark of the verification path against nginx, in the same run, on this machine.
 #
 #   scripts/bench-verify.sh [seconds]        (default 10; needs root for apt when nginx/wrk are missing)
+#   BMS_BIN=path/to/bms-keys scripts/bench-verify.sh   (measure another build, e.g. an older commit's)
 #
 # Builds bms-keys in release mode, starts it on a fresh SQLite database with ONE worker, creates the demo
 # keys and codes, and starts nginx with ONE worker answering `return 200` behind a `map` on x-api-key.
@@ -20,8 +21,8 @@ if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
-bin=target/release/bms-keys
+if [ -z "${BMS_BIN:-}" ]; then cargo build --release --quiet; fi
+bin=${BMS_BIN:-target/release/bms-keys}
 work=$(mktemp -d)
 bms_port=18710
 nginx_port=18711

@@ -403,18 +403,23 @@ pub fn path_tricks(acc: &str, other: &str) -> Vec<String> {
     ]
 }
 
+/// Starts bms-keys trusting the gateway (on loopback) and sends every attack through `start`'s gateway.
+async fn attack_through(start: fn(&TestApp) -> Gateway) {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let gateway = start(&app);
+    attack(&app, &gateway).await;
+}
+
 #[actix_web::test]
 #[cfg_attr(
     not(bms_nginx_tests),
     ignore = "nginx: set BMS_TEST_NGINX to the nginx binary to run"
 )]
 async fn nginx_with_the_readme_recipe_lets_through_exactly_what_the_policies_allow() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.trusted_proxies = "127.0.0.1".parse().unwrap();
-    })
-    .await;
-    let gateway = start_nginx(&app);
-    attack(&app, &gateway).await;
+    attack_through(start_nginx).await;
 }
 
 #[actix_web::test]
@@ -423,12 +428,7 @@ async fn nginx_with_the_readme_recipe_lets_through_exactly_what_the_policies_all
     ignore = "Caddy: set BMS_TEST_CADDY to the caddy binary to run"
 )]
 async fn caddy_with_the_readme_recipe_lets_through_exactly_what_the_policies_allow() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.trusted_proxies = "127.0.0.1".parse().unwrap();
-    })
-    .await;
-    let gateway = start_caddy(&app);
-    attack(&app, &gateway).await;
+    attack_through(start_caddy).await;
 }
 
 #[test]

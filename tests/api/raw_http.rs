@@ -47,6 +47,12 @@ pub async fn send(
     }
     request.push_str("\r\n");
     request.push_str(body.unwrap_or(""));
+    send_stalled(authority, request).await
+}
+
+/// Sends `request` as it is — a head announcing more body than follows, say — then reads the answer
+/// the server gives while the client sends nothing more.
+pub async fn send_stalled(authority: &str, request: String) -> RawResponse {
     let authority = authority.to_owned();
     actix_web::rt::task::spawn_blocking(move || exchange(&authority, request.as_bytes()))
         .await
@@ -65,7 +71,7 @@ fn exchange(authority: &str, request: &[u8]) -> RawResponse {
 }
 
 /// Splits an answer into status, head and body.
-pub fn parse(answer: &[u8]) -> RawResponse {
+fn parse(answer: &[u8]) -> RawResponse {
     let text = String::from_utf8_lossy(answer).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

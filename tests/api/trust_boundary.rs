@@ -297,21 +297,9 @@ both_backends! {
             ("/v1/keys/verify".to_owned(), "application/json"),
         ] {
             let started = std::time::Instant::now();
-            let answer = actix_web::rt::task::spawn_blocking({
-                let (direct, target) = (direct.clone(), target.clone());
-                move || {
-                    use std::io::{Read, Write};
-                    let mut stream = std::net::TcpStream::connect(&direct).unwrap();
-                    stream.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
-                    // Announces 100 bytes, sends 6, then waits.
-                    let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\nemail=");
-                    stream.write_all(head.as_bytes()).unwrap();
-                    let mut answer = Vec::new();
-                    let _ = stream.read_to_end(&mut answer);
-                    answer
-                }
-            }).await.unwrap();
-            let res = raw_http::parse(&answer);
+            // Announces 100 bytes, sends 6, then waits.
+            let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\nemail=");
+            let res = raw_http::send_stalled(&direct, head).await;
             assert_eq!(res.status, 408, "{target}: {res:?}");
             assert!(res.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")), "{res:?}");
             let waited = started.elapsed();
@@ -326,17 +314,8 @@ both_backends! {
         let (_, _, writer) = key_with_code(&owner, &acc, "Writer", &["ads.write"]).await;
         let direct = authority(&app.address).to_owned();
         let target = format!("/api/v1/accounts/{acc}/ads");
-        let answer = actix_web::rt::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(&direct).unwrap();
-            stream.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
-            let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nx-api-key: {writer}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na");
-            stream.write_all(head.as_bytes()).unwrap();
-            let mut answer = Vec::new();
-            let _ = stream.read_to_end(&mut answer);
-            answer
-        }).await.unwrap();
-        let res = raw_http::parse(&answer);
+        let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nx-api-key: {writer}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na");
+        let res = raw_http::send_stalled(&direct, head).await;
         assert_eq!(res.status, 408, "{res:?}");
         assert!(res.body.contains("request_timeout"), "{res:?}");
     }
