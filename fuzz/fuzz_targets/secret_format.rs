@@ -3,7 +3,7 @@
 //! the header or the query string is read back exactly; a canonical path has no dot segment.
 #![no_main]
 
-use bms_keys::secrets::{check_format, contains_secret_like, redact_secret_like};
+use bms_keys::secrets::{check_format, contains_secret_like};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bms_keys::verify::canonical;
 use bms_keys::web::bms_api::{Presented, presented};
@@ -19,7 +19,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(text.starts_with("bms_"));
         assert!(contains_secret_like(text), "a valid secret escapes the leak detector");
     }
-    assert!(!contains_secret_like(&redact_secret_like(text)));
     let (path, query) = text.split_once('?').unwrap_or((text, ""));
     assert!(!contains_secret_like(&redacted_target(path, query)));
     if let Ok(path) = canonical(path) {

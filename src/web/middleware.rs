@@ -295,5 +295,11 @@ mod tests {
             }
         }
         assert_eq!(redacted_target("/a/b%20c", "q=x+y"), "/a/b%20c?q=x+y");
+        // Found by the fuzz target secret_format: a prefix inside a secret-like run.
+        let overlapping = "bms_mbmcCCcCCCCCCCCCCCCCCCbms_mbmcCCCCCCCCCCCmcCCcCCCCCCCCCCCCCC";
+        assert_eq!(
+            redacted_target("/p", &format!("q={overlapping}")),
+            "/p?q=[REDACTED]"
+        );
     }
 }
