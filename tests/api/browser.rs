@@ -13,7 +13,7 @@ use bms_keys::users::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{Backend, Browser, PASSWORD, TestApp, free_port};
+use crate::helpers::{Backend, Browser, PASSWORD, TestApp, free_port, key_with_code};
 
 /// A Chromium session with its chromedriver, closed (and killed) when the test ends.
 struct Session {
@@ -458,6 +458,29 @@ async fn viewers_and_support_staff_in_chromium() {
         .await;
     s.wait_text("Support staff view of").await;
     s.shot("staff-banner").await;
+    // Staff open a secret only with a reason, typed into a POST form: never in the URL.
+    let olivia = app.browser();
+    olivia.log_in(OLIVIA, PASSWORD).await;
+    let (key, code, secret) = key_with_code(&olivia, &acme, "Support case", &["ads.read"]).await;
+    let code_url = format!("/accounts/{acme}/permissions/api-keys/{key}/access-codes/{code}");
+    s.goto(&format!("{code_url}/secret")).await;
+    let ask = s.wait_text("Reason required").await;
+    assert!(!ask.contains(&secret));
+    s.type_into("#reason", "Ticket 4711: customer lost the secret")
+        .await;
+    s.shot("staff-reason").await;
+    s.click(&format!(
+        "form[action='{code_url}/secret'] button[type=submit]"
+    ))
+    .await;
+    let shown = s.wait_text("access-code-secret").await;
+    assert!(shown.contains(&secret));
+    let url = s.client.current_url().await.unwrap();
+    assert!(
+        !url.as_str().contains("reason") && !url.as_str().contains("4711"),
+        "{url}"
+    );
+    s.shot("staff-secret").await;
     s.client.clone().close().await.unwrap();
 }
 
