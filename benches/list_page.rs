@@ -55,7 +55,9 @@ fn seed(settings: &Settings) -> String {
                 policies: vec!["ads.read".into(), "metrics.read".into()],
                 linked_key_id: String::new(),
             };
-            api_keys::create(conn, &access, &actor, &input)?;
+            let _ = bms_keys::revocation::commit(conn, |conn| {
+                api_keys::create(conn, &access, &actor, &input)
+            })?;
         }
         Ok(())
     })

@@ -11,9 +11,9 @@ use crate::audit::{Actor, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::ids::{self, IdKind};
+use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_keys as api_keys_table};
 use crate::secrets::{self, KeyMaterial};
-use crate::verify::revocation;
 
 /// Codes an API key may have at once; the database holds it (`UNIQUE(api_key_id, slot)`, slot 1 or 2).
 pub const MAX_PER_KEY: i64 = 2;
@@ -181,7 +181,7 @@ pub fn create(
     keys: &KeyMaterial,
     key_id: &str,
     description: &str,
-) -> Result<(AccessCode, String), AppError> {
+) -> Result<Changed<(AccessCode, String)>, AppError> {
     access.require_owner()?;
     if let Some(problem) = description_problem(description) {
         return Err(AppError::invalid("description", problem));
@@ -230,11 +230,16 @@ pub fn create(
                 ),
             )
             .map_err(|e| Attempt::Failed(e.into()))?;
-            revocation::publish(conn, &[&key.id]).map_err(|e| Attempt::Failed(e.into()))?;
-            Ok((code, secret))
+            Ok((code, secret, key.id))
         });
         match attempt {
-            Ok(created) => return Ok(created),
+            // The new code's digest may be cached as unknown: forgetting the key forgets those too.
+            Ok((code, secret, key_id)) => {
+                return Ok(Changed::revoking(
+                    (code, secret),
+                    Revoked::keys([key_id.as_str()]),
+                ));
+            }
             Err(Attempt::SlotTaken) => continue,
             Err(Attempt::Failed(e)) => return Err(e),
         }
@@ -278,7 +283,7 @@ pub fn reveal(
     actor: &Actor,
     keys: &KeyMaterial,
     request: RevealRequest<'_>,
-) -> Result<Revealed, AppError> {
+) -> Result<Changed<Revealed>, AppError> {
     if !access.can_manage() {
         return Err(AppError::forbidden(
             "Only owners of this account can see access code secrets.",
@@ -314,7 +319,7 @@ pub fn reveal(
             &code.id,
             &details,
         )?;
-        Ok(Revealed { key, code, secret })
+        Ok(Changed::nothing_revoked(Revealed { key, code, secret }))
     })
 }
 
@@ -326,7 +331,7 @@ pub fn update_description(
     key_id: &str,
     code_id: &str,
     description: &str,
-) -> Result<AccessCode, AppError> {
+) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
     if let Some(problem) = description_problem(description) {
         return Err(AppError::invalid("description", problem));
@@ -350,10 +355,10 @@ pub fn update_description(
                 or_none(&description)
             ),
         )?;
-        Ok(AccessCode {
+        Ok(Changed::nothing_revoked(AccessCode {
             description,
             ..code
-        })
+        }))
     })
 }
 
@@ -365,7 +370,7 @@ pub fn set_enabled(
     key_id: &str,
     code_id: &str,
     enabled: bool,
-) -> Result<AccessCode, AppError> {
+) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let key = own_key(conn, access, key_id)?;
@@ -393,8 +398,10 @@ pub fn set_enabled(
                 &format!("key {}", key.id),
             )?;
         }
-        revocation::publish(conn, &[&key.id])?;
-        Ok(AccessCode { enabled, ..code })
+        Ok(Changed::revoking(
+            AccessCode { enabled, ..code },
+            Revoked::keys([key.id.as_str()]),
+        ))
     })
 }
 
@@ -405,7 +412,7 @@ pub fn delete(
     actor: &Actor,
     key_id: &str,
     code_id: &str,
-) -> Result<AccessCode, AppError> {
+) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let key = own_key(conn, access, key_id)?;
@@ -428,8 +435,7 @@ pub fn delete(
                 or_none(&code.description)
             ),
         )?;
-        revocation::publish(conn, &[&key.id])?;
-        Ok(code)
+        Ok(Changed::revoking(code, Revoked::keys([key.id.as_str()])))
     })
 }
 

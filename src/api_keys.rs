@@ -12,8 +12,8 @@ use crate::db::{self, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{self, IdKind};
 use crate::policies::Policy;
+use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, accounts, api_key_policies, api_key_tags, api_keys, policies};
-use crate::verify::revocation;
 
 pub const MAX_NAME_LEN: usize = 100;
 pub const MAX_TAGS: usize = 20;
@@ -254,7 +254,7 @@ pub fn create(
     access: &AccountAccess,
     actor: &Actor,
     input: &KeyInput,
-) -> Result<ApiKey, AppError> {
+) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let mut errors = FieldErrors::new();
@@ -274,7 +274,8 @@ pub fn create(
             &key.id,
             &summary(&valid),
         )?;
-        Ok(key)
+        // A new key has no codes: nothing cached depends on it yet.
+        Ok(Changed::nothing_revoked(key))
     })
 }
 
@@ -289,7 +290,7 @@ pub fn link(
     access: &AccountAccess,
     actor: &Actor,
     input: &KeyInput,
-) -> Result<ApiKey, AppError> {
+) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let mut errors = FieldErrors::new();
@@ -338,8 +339,9 @@ pub fn link(
             &key.id,
             &format!("links {}; {}", source.id, summary(&valid)),
         )?;
-        revocation::publish(conn, &key.affected_key_ids())?;
-        Ok(key)
+        // The source key's codes now reach this account.
+        let revoked = Revoked::keys(key.affected_key_ids());
+        Ok(Changed::revoking(key, revoked))
     })
 }
 
@@ -393,7 +395,7 @@ pub fn update(
     actor: &Actor,
     key_id: &str,
     input: &KeyInput,
-) -> Result<ApiKey, AppError> {
+) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let key = find_in_account(conn, &access.account.id, key_id)?;
@@ -427,12 +429,13 @@ pub fn update(
             &key.id,
             &format!("before: {} → after: {}", summary(&old), summary(&valid)),
         )?;
-        revocation::publish(conn, &key.affected_key_ids())?;
-        Ok(ApiKey {
+        let revoked = Revoked::keys(key.affected_key_ids());
+        let key = ApiKey {
             name: valid.name,
             updated_at: now,
             ..key
-        })
+        };
+        Ok(Changed::revoking(key, revoked))
     })
 }
 
@@ -443,7 +446,7 @@ pub fn delete(
     access: &AccountAccess,
     actor: &Actor,
     key_id: &str,
-) -> Result<ApiKey, AppError> {
+) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let key = find_in_account(conn, &access.account.id, key_id)?;
@@ -463,8 +466,8 @@ pub fn delete(
                 key.name, codes
             ),
         )?;
-        revocation::publish(conn, &key.affected_key_ids())?;
-        Ok(key)
+        let revoked = Revoked::keys(key.affected_key_ids());
+        Ok(Changed::revoking(key, revoked))
     })
 }
 

@@ -10,6 +10,7 @@ use crate::ids;
 use crate::keystore;
 use crate::onboarding::{self, NewMember};
 use crate::policies::Catalogue;
+use crate::revocation::commit;
 use crate::startup;
 use crate::users::{Role, User};
 use crate::{access_codes, db::DbConn};
@@ -106,25 +107,33 @@ fn create_keys(
         policies: policies.iter().map(|p| (*p).to_owned()).collect(),
         linked_key_id: String::new(),
     };
-    let zapier = api_keys::create(
-        conn,
-        &access,
-        &actor,
-        &key(
+    // Through the write path's transaction, so that servers already running on the same PostgreSQL
+    // database hear of the new codes.
+    let zapier = commit(conn, |conn| {
+        let input = key(
             "Zapier — ads from Drive",
             "zapier, prod",
             &["ads.write", "drive-files.read"],
-        ),
-    )?;
-    access_codes::create(conn, &access, &actor, keys, &zapier.id, "Zapier production")?;
-    let reporting = api_keys::create(
-        conn,
-        &access,
-        &actor,
-        &key("Reporting dashboard", "reporting", &["metrics.read"]),
-    )?;
-    let (_, secret) = access_codes::create(conn, &access, &actor, keys, &reporting.id, "Grafana")?;
-    api_keys::create(conn, &access, &actor, &key("Not used yet", "", &[]))?;
+        );
+        api_keys::create(conn, &access, &actor, &input)
+    })?
+    .value;
+    let zapier_code = |conn: &mut DbConn| {
+        access_codes::create(conn, &access, &actor, keys, &zapier.id, "Zapier production")
+    };
+    let _ = commit(conn, zapier_code)?;
+    let reporting = commit(conn, |conn| {
+        let input = key("Reporting dashboard", "reporting", &["metrics.read"]);
+        api_keys::create(conn, &access, &actor, &input)
+    })?
+    .value;
+    let (_, secret) = commit(conn, |conn| {
+        access_codes::create(conn, &access, &actor, keys, &reporting.id, "Grafana")
+    })?
+    .value;
+    let _ = commit(conn, |conn| {
+        api_keys::create(conn, &access, &actor, &key("Not used yet", "", &[]))
+    })?;
 
     let partner = User::find_by_email(conn, "partner@demo.example")?.ok_or(AppError::NotFound)?;
     let agency =
@@ -135,6 +144,8 @@ fn create_keys(
         linked_key_id: reporting.id.clone(),
         ..key("Acme's reporting key", "acme", &["metrics.read"])
     };
-    api_keys::link(conn, &partner_access, &partner_actor, &link)?;
+    let _ = commit(conn, |conn| {
+        api_keys::link(conn, &partner_access, &partner_actor, &link)
+    })?;
     Ok(Some((secret, acme.id)))
 }

@@ -21,6 +21,7 @@ pub mod keystore;
 pub mod metrics;
 pub mod onboarding;
 pub mod policies;
+pub mod revocation;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;

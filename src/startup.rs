@@ -113,7 +113,7 @@ impl Application {
         let max_connections = settings.max_connections_per_worker;
         let state = AppState::new(settings, pool, setup_token, catalogue, keys);
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
-            crate::verify::revocation::spawn_listener(
+            crate::verify::listener::spawn_listener(
                 state.settings.database_url.clone(),
                 std::sync::Arc::downgrade(&state.verifier),
             );

@@ -14,8 +14,8 @@
 
 pub mod cache;
 pub mod canonical;
+pub mod listener;
 pub mod lookup;
-pub mod revocation;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -29,6 +29,7 @@ use crate::db::{self, Pool};
 use crate::error::AppError;
 use crate::metrics::VerifyMetrics;
 use crate::policies::Rule;
+use crate::revocation::Revoked;
 use crate::secrets::{self, KeyMaterial};
 use crate::throttle::FailureThrottle;
 use crate::usage::UsageRecorder;
@@ -439,9 +440,10 @@ impl Verifier {
             .collect()
     }
 
-    /// Forgets what the cache knows about these keys (after a change to them or their codes).
-    pub fn forget_keys<'a>(&self, key_ids: impl IntoIterator<Item = &'a str>) {
-        for id in key_ids {
+    /// Forgets what the cache knows about these keys (after a change to them or their codes). Called
+    /// by the write path and the listener only (`crate::revocation`).
+    pub fn forget(&self, revoked: &Revoked) {
+        for id in revoked.key_ids() {
             self.cache.invalidate_key(id);
         }
     }

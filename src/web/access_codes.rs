@@ -253,20 +253,17 @@ pub async fn create_access_code(
         .change_in(&state, &account_id, move |conn, access, actor| {
             access_codes::create(conn, access, actor, &keys, &key, &description)
         })
-        .await?;
+        .await;
     match result {
-        Ok((code, _secret)) => {
-            state.verifier.forget_keys([key_id.as_str()]);
-            Ok(see_other_with_flash(
-                &format!(
-                    "{}/secret",
-                    AccountUrls::new(&account_id).access_code(&key_id, &code.id)
-                ),
-                &Flash::success(
-                    "Access code created. Copy or download the secret now and keep it safe.",
-                ),
-            ))
-        }
+        Ok((code, _secret)) => Ok(see_other_with_flash(
+            &format!(
+                "{}/secret",
+                AccountUrls::new(&account_id).access_code(&key_id, &code.id)
+            ),
+            &Flash::success(
+                "Access code created. Copy or download the secret now and keep it safe.",
+            ),
+        )),
         Err(error) => {
             let tab = TabState {
                 description: form.description,
@@ -321,7 +318,7 @@ enum Asked {
 }
 
 /// Reveals (or, for support staff without a valid reason yet, asks why) — shared by the view and
-/// download.
+/// download. Revealing is a change (an audit event), so it goes through the one write path.
 async fn reveal_or_ask(
     req: &HttpRequest,
     state: &AppState,
@@ -338,69 +335,61 @@ async fn reveal_or_ask(
             (form.reason, true)
         }
     };
-    let user = who.user.clone();
-    let ip = who.client_ip.clone();
     let keys = state.keys.clone();
-    let given = reason.clone();
-    let result = state
-        .db
-        .run(move |conn| {
-            let access = AccountAccess::load(conn, &user, &account_id)?;
-            let actor = access.actor(&user, &ip);
+    let (given, key, code) = (reason.clone(), key_id.clone(), code_id.clone());
+    let result = who
+        .change_in(state, &account_id, move |conn, access, actor| {
             let request = RevealRequest {
-                key_id: &key_id,
-                code_id: &code_id,
+                key_id: &key,
+                code_id: &code,
                 how,
                 reason: Some(given.as_str()),
             };
-            match access_codes::reveal(conn, &access, &actor, &keys, request) {
-                Ok(revealed) => Ok(Ok((access, revealed))),
-                Err(AppError::Invalid(errors)) => Ok(Err((access, key_id, code_id, errors))),
-                Err(other) => Err(other),
-            }
+            Ok(access_codes::reveal(conn, access, actor, &keys, request)?
+                .map(|revealed| (access.clone(), revealed)))
         })
+        .await;
+    let errors = match result {
+        Ok((access, revealed)) => return Ok(Ok((access, revealed, reason))),
+        Err(AppError::Invalid(errors)) => errors,
+        Err(other) => return Err(other),
+    };
+    let access = who
+        .read_in(state, &account_id, |_, access| Ok(access))
         .await?;
-    match result {
-        Ok((access, revealed)) => Ok(Ok((access, revealed, reason))),
-        Err((access, key_id, code_id, errors)) => {
-            let urls = AccountUrls::new(&access.account.id);
-            let base = urls.access_code(&key_id, &code_id);
-            let download = how == Disclosure::Downloaded;
-            let page = ReasonPage {
-                layout: Layout::account(
-                    state,
-                    who,
-                    &access,
-                    "Reason required",
-                    Nav::ApiKeys,
-                    Flash::take(req),
-                ),
-                action_url: if download {
-                    format!("{base}/download")
-                } else {
-                    format!("{base}/secret")
-                },
-                cancel_url: urls.access_codes(&key_id),
-                code_id,
-                // A first visit asks without complaining; a submitted form gets the message.
-                errors: if reason_given {
-                    errors
-                } else {
-                    FieldErrors::new()
-                },
-                reason,
-                download,
-            };
-            let status = if reason_given {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            };
-            let mut res = html(&page)?;
-            *res.status_mut() = status;
-            Ok(Err(res))
-        }
+    let urls = AccountUrls::new(&access.account.id);
+    let base = urls.access_code(&key_id, &code_id);
+    let download = how == Disclosure::Downloaded;
+    let page = ReasonPage {
+        layout: Layout::account(
+            state,
+            who,
+            &access,
+            "Reason required",
+            Nav::ApiKeys,
+            Flash::take(req),
+        ),
+        action_url: if download {
+            format!("{base}/download")
+        } else {
+            format!("{base}/secret")
+        },
+        cancel_url: urls.access_codes(&key_id),
+        code_id,
+        // A first visit asks without complaining; a submitted form gets the message.
+        errors: if reason_given {
+            errors
+        } else {
+            FieldErrors::new()
+        },
+        reason,
+        download,
+    };
+    let mut res = html(&page)?;
+    if reason_given {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
+    Ok(Err(res))
 }
 
 /// The example request URL of the guide's query-string method, for the copy button and the `.txt`.
@@ -607,7 +596,7 @@ pub async fn update_access_code(
         .change_in(&state, &account_id, move |conn, access, actor| {
             access_codes::update_description(conn, access, actor, &key, &code, &description)
         })
-        .await?;
+        .await;
     match result {
         Ok(_) => Ok(see_other_with_flash(
             &AccountUrls::new(&account_id).access_codes(&key_id),
@@ -653,10 +642,9 @@ pub async fn set_access_code_enabled(
         .change_in(&state, &account_id, move |conn, access, actor| {
             access_codes::set_enabled(conn, access, actor, &key, &code, enabled)
         })
-        .await?;
+        .await;
     match result {
         Ok(code) => {
-            state.verifier.forget_keys([key_id.as_str()]);
             let message = if code.enabled {
                 "Access code enabled: requests using it are accepted again."
             } else {
@@ -739,17 +727,12 @@ pub async fn delete_access_code(
         .change_in(&state, &account_id, move |conn, access, actor| {
             access_codes::delete(conn, access, actor, &key, &code_id)
         })
-        .await?;
+        .await;
     match result {
-        Ok(_) => {
-            state.verifier.forget_keys([key_id.as_str()]);
-            Ok(see_other_with_flash(
-                &AccountUrls::new(&account_id).access_codes(&key_id),
-                &Flash::success(
-                    "Access code deleted. Services that used it can no longer connect.",
-                ),
-            ))
-        }
+        Ok(_) => Ok(see_other_with_flash(
+            &AccountUrls::new(&account_id).access_codes(&key_id),
+            &Flash::success("Access code deleted. Services that used it can no longer connect."),
+        )),
         Err(error) => {
             render_refusal(&state, &who, account_id, key_id, error, TabState::default()).await
         }

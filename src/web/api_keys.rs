@@ -131,16 +131,6 @@ fn list_url(urls: &AccountUrls, q: &str, tag: &str, page: i64) -> String {
     }
 }
 
-/// Loads the user's access to the account in the path.
-async fn load_access(
-    state: &AppState,
-    who: &SignedIn,
-    account_id: String,
-) -> Result<AccountAccess, AppError> {
-    who.read_in(state, &account_id, |_, access| Ok(access))
-        .await
-}
-
 /// `GET /accounts/{acc}/permissions/api-keys` (`q`, `tag`, `page`)
 pub async fn list_api_keys(
     req: HttpRequest,
@@ -332,27 +322,19 @@ pub async fn create_api_key(
     HtmlForm(form): HtmlForm<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
-    let access = load_access(&state, &who, path.into_inner()).await?;
-    let actor = access.actor(&who.user, &who.client_ip);
-    let (result_access, input, link) = (access.clone(), form.input(), form.mode == "link");
-    let result = state
-        .db
-        .run(move |conn| {
-            let outcome = if link {
-                api_keys::link(conn, &result_access, &actor, &input)
+    let account_id = path.into_inner();
+    let (input, link) = (form.input(), form.mode == "link");
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            if link {
+                api_keys::link(conn, access, actor, &input)
             } else {
-                api_keys::create(conn, &result_access, &actor, &input)
-            };
-            match outcome {
-                Ok(key) => Ok(Ok(key)),
-                Err(AppError::Invalid(errors)) => Ok(Err((errors, Policy::list_active(conn)?))),
-                Err(other) => Err(other),
+                api_keys::create(conn, access, actor, &input)
             }
         })
-        .await?;
+        .await;
     match result {
         Ok(key) => {
-            state.verifier.forget_keys(key.affected_key_ids());
             let message = if key.is_linked() {
                 format!(
                     "API key \"{}\" linked. Its creator's access codes now work here, within the policies you chose.",
@@ -365,11 +347,16 @@ pub async fn create_api_key(
                 )
             };
             Ok(see_other_with_flash(
-                &AccountUrls::new(&access.account.id).api_key(&key.id),
+                &AccountUrls::new(&key.account_id).api_key(&key.id),
                 &Flash::success(message),
             ))
         }
-        Err((errors, policies)) => {
+        Err(AppError::Invalid(errors)) => {
+            let (access, policies) = who
+                .read_in(&state, &account_id, |conn, access| {
+                    Ok((access, Policy::list_active(conn)?))
+                })
+                .await?;
             let form = KeyForm {
                 mode: if link { "link" } else { "create" }.to_owned(),
                 ..form
@@ -384,6 +371,7 @@ pub async fn create_api_key(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
+        Err(other) => Err(other),
     }
 }
 
@@ -520,15 +508,12 @@ pub async fn update_api_key(
         .change_in(&state, &account_id, move |conn, access, actor| {
             api_keys::update(conn, access, actor, &id, &input)
         })
-        .await?;
+        .await;
     match result {
-        Ok(key) => {
-            state.verifier.forget_keys(key.affected_key_ids());
-            Ok(see_other_with_flash(
-                &AccountUrls::new(&key.account_id).api_key(&key.id),
-                &Flash::success(format!("Changes to \"{}\" saved.", key.name)),
-            ))
-        }
+        Ok(key) => Ok(see_other_with_flash(
+            &AccountUrls::new(&key.account_id).api_key(&key.id),
+            &Flash::success(format!("Changes to \"{}\" saved.", key.name)),
+        )),
         Err(AppError::Invalid(errors)) => {
             let data = load_key_page(&state, &who, account_id, key_id).await?;
             render_show(
@@ -591,8 +576,7 @@ pub async fn delete_api_key(
         .change_in(&state, &account_id, move |conn, access, actor| {
             api_keys::delete(conn, access, actor, &key_id)
         })
-        .await??;
-    state.verifier.forget_keys(key.affected_key_ids());
+        .await?;
     Ok(see_other_with_flash(
         &AccountUrls::new(&key.account_id).api_keys(),
         &Flash::success(format!(

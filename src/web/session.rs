@@ -14,6 +14,7 @@ use crate::access::AccountAccess;
 use crate::audit::Actor;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::revocation::{self, Changed};
 use crate::sessions::{self, Session};
 use crate::users::User;
 use crate::web::client::client_ip;
@@ -136,25 +137,39 @@ impl SignedIn {
             .await
     }
 
-    /// Runs a change in the account as this user, on the blocking pool: loads their access (404 for
-    /// another tenant's account) and their audit actor, then `change`. The outer error is about
-    /// access; the inner result is the change's own, for the handler to show or re-render.
+    /// **The one write path**: runs a change in the account as this user. On the blocking pool it loads
+    /// their access (404 for another tenant's account) and audit actor, then runs `change` through
+    /// `revocation::commit` (a write transaction that announces what it revoked); after the commit it
+    /// clears the revoked keys from this instance's verification cache. A refusal is the
+    /// command's own error (`AppError::Invalid` with the form's messages, `Conflict`…), for the
+    /// handler to show or re-render; nothing is committed then.
     pub async fn change_in<T, F>(
         &self,
         state: &AppState,
         account_id: &str,
         change: F,
-    ) -> Result<Result<T, AppError>, AppError>
+    ) -> Result<T, AppError>
     where
-        F: FnOnce(&mut DbConn, &AccountAccess, &Actor) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConn, &AccountAccess, &Actor) -> Result<Changed<T>, AppError>
+            + Send
+            + 'static,
         T: Send + 'static,
     {
-        let (user, ip) = (self.user.clone(), self.client_ip.clone());
-        self.read_in(state, account_id, move |conn, access| {
-            let actor = access.actor(&user, &ip);
-            Ok(change(conn, &access, &actor))
-        })
-        .await
+        let (user, ip, account_id) = (
+            self.user.clone(),
+            self.client_ip.clone(),
+            account_id.to_owned(),
+        );
+        let Changed { value, revoked } = state
+            .db
+            .run(move |conn| {
+                let access = AccountAccess::load(conn, &user, &account_id)?;
+                let actor = access.actor(&user, &ip);
+                revocation::commit(conn, |conn| change(conn, &access, &actor))
+            })
+            .await?;
+        state.verifier.forget(&revoked);
+        Ok(value)
     }
 }
 

@@ -18,6 +18,7 @@ mod gateways;
 mod login;
 mod matrix;
 mod platform;
+mod revocation;
 mod setup;
 mod trust_boundary;
 mod verification;

@@ -1,39 +1,23 @@
-//! Making a change to keys and codes reach every verifier at once.
+//! The receiving side of revocation: each instance's listener on a PostgreSQL database.
 //!
-//! This instance forgets the affected cache entries before the console answers (the handlers call
-//! `Verifier::forget_keys`). Other instances sharing a PostgreSQL database learn of it through
-//! `LISTEN/NOTIFY`: the change's transaction sends the key ids (delivered only if it commits), and each
-//! instance's listener thread polls for them several times a second. On a reconnect the listener
-//! clears the whole cache, since notifications may have been missed; cache entries also expire after a
-//! minute, the last safety net. SQLite has one instance, so nothing is sent.
+//! The write path (`crate::revocation`) forgets the affected cache entries of this instance before the
+//! console answers, and sends the key ids with `NOTIFY` inside the change's transaction. Every other
+//! instance's listener thread polls for them several times a second and forgets them too. On a
+//! reconnect the listener clears the whole cache, since notifications may have been missed; cache
+//! entries also expire after a minute, the last safety net. SQLite has one instance: no listener.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-use crate::db::DbConn;
+use crate::revocation::{CHANNEL, Revoked};
 use crate::verify::Verifier;
 
-/// The channel the notifications travel on.
-pub const CHANNEL: &str = "bms_keys_changes";
 /// How often the listener looks for notifications: well within the promised one second.
 const POLL: Duration = Duration::from_millis(200);
 /// How often the listener checks that its connection is alive.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
-
-/// Announces, inside the change's transaction, that these keys changed. A no-op on SQLite.
-pub fn publish(conn: &mut DbConn, key_ids: &[&str]) -> QueryResult<()> {
-    if let DbConn::Postgres(pg) = conn {
-        for id in key_ids {
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<diesel::sql_types::Text, _>(CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(*id)
-                .execute(pg)?;
-        }
-    }
-    Ok(())
-}
 
 /// Starts the listener thread for a PostgreSQL database. It stops by itself once the verifier is
 /// dropped (the server has shut down).
@@ -87,7 +71,7 @@ fn poll(conn: &mut diesel::PgConnection, verifier: &Weak<Verifier>) {
                 }
             }
         }
-        v.forget_keys(changed.iter().map(String::as_str));
+        v.forget(&Revoked::keys(changed.iter().map(String::as_str)));
         drop(v);
     }
 }

@@ -1,0 +1,96 @@
+//! What a change revoked, and how that reaches every verifier.
+//!
+//! A domain command that changes what an access code may do (a key's policies, a link, a code's
+//! enabled flag, a deletion) returns [`Changed`]: its result and the keys whose cached decisions are
+//! now stale. It cannot be dropped unseen (`#[must_use]`), and only the one write path unwraps it:
+//! [`commit`] runs the command in a write transaction and announces the keys inside it (PostgreSQL
+//! `NOTIFY`, delivered to every instance only if the transaction commits); the console's
+//! `web::session::SignedIn::change_in` (and the command line's `demo`) go through it, and the console
+//! then clears the keys from this instance's cache. No domain function and no handler touches the
+//! cache or `NOTIFY` itself. The other side — each instance's listener — is in `verify::listener`.
+
+use diesel::prelude::*;
+
+use crate::db::{self, DbConn};
+
+/// The channel the notifications travel on.
+pub const CHANNEL: &str = "bms_keys_changes";
+
+/// The keys (own keys and links) whose cached verification decisions a change made stale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use = "what a change revoked must reach the verifiers: return it to the write path"]
+pub struct Revoked(Vec<String>);
+
+impl Revoked {
+    /// Nothing cached depends on the change (a new key, a description, an audit-only read).
+    pub fn nothing() -> Self {
+        Self::default()
+    }
+
+    pub fn keys<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(ids.into_iter().map(str::to_owned).collect())
+    }
+
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A command's result together with what it revoked.
+#[derive(Debug)]
+#[must_use = "what a change revoked must reach the verifiers: return it to the write path"]
+pub struct Changed<T> {
+    pub value: T,
+    pub revoked: Revoked,
+}
+
+impl<T> Changed<T> {
+    pub fn revoking(value: T, revoked: Revoked) -> Self {
+        Self { value, revoked }
+    }
+
+    pub fn nothing_revoked(value: T) -> Self {
+        Self::revoking(value, Revoked::nothing())
+    }
+
+    /// The same change with its result turned into another (what revoked stays).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Changed<U> {
+        Changed {
+            value: f(self.value),
+            revoked: self.revoked,
+        }
+    }
+}
+
+/// The write path's transaction: runs `change` in a write transaction and announces what it revoked
+/// inside it. The caller clears the returned keys from its own cache (if it has one) after this
+/// returns, that is after the commit.
+pub fn commit<T, E, F>(conn: &mut DbConn, change: F) -> Result<Changed<T>, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<Changed<T>, E>,
+    E: From<diesel::result::Error>,
+{
+    db::write_transaction(conn, |conn| {
+        let changed = change(conn)?;
+        publish(conn, &changed.revoked)?;
+        Ok(changed)
+    })
+}
+
+/// Announces, inside the change's transaction, that these keys changed. A no-op on SQLite (one
+/// instance, whose cache the write path clears itself).
+fn publish(conn: &mut DbConn, revoked: &Revoked) -> QueryResult<()> {
+    if let DbConn::Postgres(pg) = conn {
+        for id in revoked.key_ids() {
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(CHANNEL)
+                .bind::<diesel::sql_types::Text, _>(id)
+                .execute(pg)?;
+        }
+    }
+    Ok(())
+}
