@@ -15,7 +15,7 @@ use crate::keystore;
 use crate::policies::Catalogue;
 use crate::sessions::{self, Session};
 use crate::users::User;
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +118,7 @@ impl Application {
                 std::sync::Arc::downgrade(&state.verifier),
             );
         }
-        let data = crate::web::State::from(state.clone());
+        let data = crate::web::state::State::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())

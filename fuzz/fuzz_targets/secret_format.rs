@@ -6,7 +6,7 @@
 use bms_keys::secrets::{check_format, contains_secret_like};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bms_keys::verify::canonical;
-use bms_keys::web::bms_api::{Presented, presented};
+use bms_keys::web::credentials::{Presented, presented};
 use bms_keys::web::middleware::redacted_target;
 use libfuzzer_sys::fuzz_target;
 

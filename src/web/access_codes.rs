@@ -12,14 +12,14 @@ use crate::access_codes::{self, AccessCode, Disclosure, RevealRequest, Revealed,
 use crate::api_keys::{self, ApiKey};
 use crate::db;
 use crate::error::{AppError, FieldErrors};
-use crate::web::api_keys::KeyView;
-use crate::web::console::{html, html_with_status};
 use crate::web::display;
 use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
+use crate::web::render::{html, html_with_status};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
+use crate::web::state::{AppState, State};
 use crate::web::urls::AccountUrls;
-use crate::web::{AppState, State};
+use crate::web::views::KeyView;
 
 /// One code as its row shows it.
 pub struct CodeView {

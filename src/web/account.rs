@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use crate::error::{AppError, FieldErrors};
 use crate::sessions;
-use crate::web::State;
-use crate::web::console::html_with_status;
 use crate::web::forms::HtmlForm;
 use crate::web::layout::Layout;
+use crate::web::render::html_with_status;
 use crate::web::session::{self as websession, Flash, SignedIn};
+use crate::web::state::State;
 
 #[derive(Template)]
 #[template(path = "account/password.html")]

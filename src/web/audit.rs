@@ -6,11 +6,11 @@ use serde::Deserialize;
 
 use crate::audit::AuditEvent;
 use crate::error::AppError;
-use crate::web::State;
-use crate::web::console::html;
 use crate::web::display;
 use crate::web::layout::{Layout, Nav};
+use crate::web::render::html;
 use crate::web::session::{Flash, SignedIn};
+use crate::web::state::State;
 use crate::web::urls::AccountUrls;
 
 /// Events per page.

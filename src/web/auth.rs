@@ -18,7 +18,8 @@ use crate::web::layout::Layout;
 use crate::web::session::{
     self as websession, ConsoleCookie, Flash, SignedIn, see_other_with_flash,
 };
-use crate::web::{AppState, State, urls};
+use crate::web::state::{AppState, State};
+use crate::web::urls;
 
 /// Failed sign-ins allowed in 15 minutes, per email and per client IP.
 pub const FAILURES_PER_EMAIL: u32 = 5;

@@ -7,105 +7,17 @@ use std::future::{Future, ready};
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::HeaderMap;
-use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
-use percent_encoding::percent_decode_str;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::verify::{CanonicalPath, Check, Grant, Refusal, Requirement, Verification, canonical};
-use crate::web::State;
+use crate::web::api_errors::{ApiConflict, ApiRefusal, error_body};
 use crate::web::body::{problem_response, read_within};
 use crate::web::client::client_addr;
+use crate::web::credentials::{Presented, presented};
+use crate::web::state::State;
 use crate::{ads, drive_files, usage};
-
-/// A refused API request, answered in JSON: `{ "error": { "code", "message" } }`.
-#[derive(Debug)]
-pub struct ApiRefusal(pub Refusal);
-
-impl std::fmt::Display for ApiRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.code())
-    }
-}
-
-impl ResponseError for ApiRefusal {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::FORBIDDEN)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status_code());
-        if let Refusal::RateLimited { retry_after } = &self.0 {
-            res.insert_header((
-                header::RETRY_AFTER,
-                retry_after.as_secs().max(1).to_string(),
-            ));
-        }
-        res.json(error_body(self.0.code(), &self.0.message()))
-    }
-}
-
-pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "code": code, "message": message } })
-}
-
-/// Where the access code came from.
-pub enum Presented<'a> {
-    Secret(Cow<'a, str>),
-    None,
-    /// Two different codes: the header and the query string, or a repeated header or parameter.
-    /// Which one an upstream would use is unknown, so neither is.
-    Conflicting,
-}
-
-/// Every `apiKey` parameter of a query string, decoded, if all are the same; `Err` if they differ.
-fn query_api_key(query: &str) -> Result<Option<String>, ()> {
-    let mut found: Option<String> = None;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode_str(name).decode_utf8_lossy() != "apiKey" {
-            continue;
-        }
-        let value = percent_decode_str(&value.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned();
-        match &found {
-            Some(earlier) if *earlier != value => return Err(()),
-            Some(_) => {}
-            None => found = Some(value),
-        }
-    }
-    Ok(found)
-}
-
-/// The code from `x-api-key`, else from `apiKey` in `query`; different codes are refused.
-pub fn presented<'a>(headers: &'a HeaderMap, query: &str) -> Presented<'a> {
-    let mut values = headers.get_all("x-api-key");
-    // A header that is not visible ASCII cannot hold a valid code: it is refused as malformed.
-    let header = values.next().map(|v| v.to_str().unwrap_or("\u{0}"));
-    if let Some(first) = header
-        && values.any(|v| v.to_str().ok() != Some(first))
-    {
-        return Presented::Conflicting;
-    }
-    // Only a query that could name the parameter (`apiKey`, `%61piKey`, `ap%69Key`…) is parsed.
-    let from_query = if query.contains("piKey") || query.contains('%') {
-        match query_api_key(query) {
-            Ok(found) => found,
-            Err(()) => return Presented::Conflicting,
-        }
-    } else {
-        None
-    };
-    match (header, from_query) {
-        (Some(h), Some(q)) if h != q => Presented::Conflicting,
-        (Some(h), _) => Presented::Secret(Cow::Borrowed(h)),
-        (None, Some(q)) => Presented::Secret(Cow::Owned(q)),
-        (None, None) => Presented::None,
-    }
-}
 
 type AuthFuture = Pin<Box<dyn Future<Output = Result<Grant, actix_web::Error>>>>;
 
@@ -140,29 +52,6 @@ fn verify_request(
         Verification::Pending(future) => {
             Box::pin(async move { future.await.map_err(|r| ApiRefusal(r).into()) })
         }
-    }
-}
-
-/// Two different access codes in one request: refused, since it is unclear which one is meant.
-#[derive(Debug)]
-pub struct ApiConflict;
-
-impl std::fmt::Display for ApiConflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("conflicting access codes")
-    }
-}
-
-impl ResponseError for ApiConflict {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::BadRequest().json(error_body(
-            "conflicting_keys",
-            "The x-api-key header and the apiKey query parameter carry different access codes. Send one.",
-        ))
     }
 }
 

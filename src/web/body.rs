@@ -12,9 +12,9 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, HttpResponse};
 
-use crate::web::State;
-use crate::web::bms_api::error_body;
+use crate::web::api_errors::error_body;
 use crate::web::middleware::is_json_path;
+use crate::web::state::State;
 
 /// The largest body read: above every form and JSON limit (the extractors apply their own, smaller).
 pub const MAX_BODY: usize = 256 * 1024;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 /// The client's address; `None` only when the connection has no peer address (tests' in-memory calls).
 pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {

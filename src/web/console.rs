@@ -1,4 +1,4 @@
-//! The console's entry pages: the home redirect, the account picker, and the account's API Keys list.
+//! The console's entry pages: the home redirect and the account picker.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -8,25 +8,11 @@ use crate::access;
 use crate::accounts::Account;
 use crate::error::AppError;
 use crate::users::{Membership, Role};
-use crate::web::State;
 use crate::web::layout::Layout;
+use crate::web::render::html;
 use crate::web::session::{Flash, SignedIn, see_other};
+use crate::web::state::State;
 use crate::web::urls::{self, AccountUrls};
-
-/// Renders a template into a `200` HTML response.
-pub fn html(page: &impl Template) -> Result<HttpResponse, AppError> {
-    html_with_status(actix_web::http::StatusCode::OK, page)
-}
-
-/// Renders a template with the given status (422 for a form shown again with messages).
-pub fn html_with_status(
-    status: actix_web::http::StatusCode,
-    page: &impl Template,
-) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::build(status)
-        .content_type(actix_web::http::header::ContentType::html())
-        .body(page.render().map_err(AppError::internal)?))
-}
 
 /// `GET /` — the user's API Keys page (of their first account), or the account picker.
 pub async fn home(state: State, who: SignedIn) -> Result<HttpResponse, AppError> {

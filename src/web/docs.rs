@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::error::AppError;
-use crate::web::State;
-use crate::web::console::html;
 use crate::web::layout::Layout;
+use crate::web::render::html;
 use crate::web::session::{Flash, SignedIn};
+use crate::web::state::State;
 
 pub struct ApiView {
     pub method: String,

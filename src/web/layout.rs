@@ -4,8 +4,8 @@
 
 use crate::access::AccountAccess;
 use crate::users::Role;
-use crate::web::AppState;
 use crate::web::session::{Flash, SignedIn};
+use crate::web::state::AppState;
 use crate::web::urls::AccountUrls;
 
 /// The signed-in user as the header shows them.

@@ -11,8 +11,8 @@ use actix_web::{Error, HttpMessage};
 use percent_encoding::percent_decode_str;
 
 use crate::ids;
-use crate::web::State;
 use crate::web::session::{ConsoleCookie, Flash};
+use crate::web::state::State;
 
 /// What the rest of the request's handling may want to know about it (error pages show the id).
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
-//! The HTTP side: the route table, the shared state, and the handlers (one module per resource).
-//! Handlers extract, call the domain, and render or redirect — nothing else.
+//! The HTTP side: the route table (this file, and nothing else), and the modules it routes to — one per
+//! resource for the handlers, which extract, call the domain, and render or redirect; `state` (what
+//! every worker shares), `render`, `session`, `credentials`, `api_errors`, `middleware` beside them.
 
 pub mod access_codes;
 pub mod account;
+pub mod api_errors;
 pub mod api_keys;
 pub mod assets;
 pub mod audit;
@@ -12,6 +14,7 @@ pub mod body;
 pub mod chart;
 pub mod client;
 pub mod console;
+pub mod credentials;
 pub mod display;
 pub mod docs;
 pub mod errors;
@@ -19,88 +22,15 @@ pub mod forms;
 pub mod layout;
 pub mod middleware;
 pub mod ops;
+pub mod render;
 pub mod session;
 pub mod setup;
+pub mod state;
 pub mod urls;
 pub mod verify_api;
-
-use std::sync::Arc;
+pub mod views;
 
 use actix_web::web;
-
-use crate::config::Settings;
-use crate::db::{DbConn, Pool};
-use crate::error::AppError;
-use crate::policies::Catalogue;
-use crate::secrets::KeyMaterial;
-use crate::verify::Verifier;
-
-/// Shared by every worker.
-pub struct AppState {
-    pub db: Db,
-    pub settings: Settings,
-    pub login_throttle: auth::LoginThrottle,
-    pub setup: setup::SetupLink,
-    pub assets: assets::AssetUrls,
-    /// The policy and API catalogue in force (already synced into the database).
-    pub catalogue: Catalogue,
-    /// The key material sealing and digesting access-code secrets.
-    pub keys: KeyMaterial,
-    /// The verification path, with its cache, usage counters and metrics.
-    pub verifier: Arc<Verifier>,
-}
-
-/// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
-#[derive(Clone)]
-pub struct Db {
-    pub pool: Pool,
-}
-
-impl Db {
-    /// Runs `f` with a pooled connection on actix's blocking threads.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
-    where
-        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(AppError::internal)?
-    }
-}
-
-pub type State = web::Data<AppState>;
-
-impl AppState {
-    pub fn new(
-        settings: Settings,
-        pool: Pool,
-        setup_token: Option<String>,
-        catalogue: Catalogue,
-        keys: KeyMaterial,
-    ) -> Arc<Self> {
-        let verifier = Arc::new(Verifier::new(
-            keys.clone(),
-            pool.clone(),
-            catalogue.compiled_rules(),
-            settings.verify_failures_per_minute,
-        ));
-        Arc::new(Self {
-            verifier,
-            db: Db { pool },
-            settings,
-            login_throttle: auth::LoginThrottle::default(),
-            setup: setup::SetupLink::new(setup_token),
-            assets: assets::AssetUrls::compute(),
-            catalogue,
-            keys,
-        })
-    }
-}
 
 /// The route table: the BMS APIs and the verification endpoints first, each scope with only the
 /// middleware it needs (the hot path carries no session, flash or page machinery), then the console.

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use diesel::RunQueryDsl;
 
 use crate::error::AppError;
-use crate::web::State;
+use crate::web::state::State;
 
 /// `GET /healthz` — the process is up and serving.
 pub async fn healthz() -> HttpResponse {

@@ -18,7 +18,8 @@ use crate::revocation::{self, Changed};
 use crate::sessions::{self, Session};
 use crate::users::User;
 use crate::web::client::client_ip;
-use crate::web::{AppState, State, urls};
+use crate::web::state::{AppState, State};
+use crate::web::urls;
 
 /// The console's cookies. Over HTTPS every name carries the `__Host-` prefix, which browsers accept
 /// only on a `Secure`, host-only cookie with `Path=/` (RFC 6265bis §4.1.3.2): no plain-HTTP page and

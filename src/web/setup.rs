@@ -17,8 +17,8 @@ use crate::web::client::client_ip;
 use crate::web::forms::{FieldErrors, HtmlForm};
 use crate::web::layout::Layout;
 use crate::web::session::{self as websession, Flash};
+use crate::web::state::{AppState, State};
 use crate::web::urls::AccountUrls;
-use crate::web::{AppState, State};
 
 /// The token of the one-time setup link, while setup is still to be done.
 #[derive(Debug)]

@@ -9,9 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use crate::verify::{BadPath, CanonicalPath, Check, Grant, Refusal, Requirement, canonical};
-use crate::web::State;
-use crate::web::bms_api::{ApiConflict, ApiRefusal, Presented, error_body, presented};
+use crate::web::api_errors::{ApiConflict, ApiRefusal, error_body};
 use crate::web::client::client_addr;
+use crate::web::credentials::{Presented, presented};
+use crate::web::state::State;
 
 #[derive(Deserialize)]
 pub struct VerifyRequest {

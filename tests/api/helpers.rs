@@ -15,7 +15,7 @@ use bms_keys::db::{DbConn, PooledConn};
 use bms_keys::onboarding::{self, NewMember};
 use bms_keys::startup::Application;
 use bms_keys::users::Role;
-use bms_keys::web::AppState;
+use bms_keys::web::state::AppState;
 use diesel::{Connection, RunQueryDsl};
 
 /// Which database a test runs on.

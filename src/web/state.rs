@@ -1,0 +1,83 @@
+//! The state every worker shares: settings, the database pool, the catalogue, the key material, the
+//! sign-in throttle and the verifier — and the one way handlers reach the database.
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::config::Settings;
+use crate::db::{DbConn, Pool};
+use crate::error::AppError;
+use crate::policies::Catalogue;
+use crate::secrets::KeyMaterial;
+use crate::verify::Verifier;
+use crate::web::assets::AssetUrls;
+use crate::web::auth::LoginThrottle;
+use crate::web::setup::SetupLink;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub db: Db,
+    pub settings: Settings,
+    pub login_throttle: LoginThrottle,
+    pub setup: SetupLink,
+    pub assets: AssetUrls,
+    /// The policy and API catalogue in force (already synced into the database).
+    pub catalogue: Catalogue,
+    /// The key material sealing and digesting access-code secrets.
+    pub keys: KeyMaterial,
+    /// The verification path, with its cache, usage counters and metrics.
+    pub verifier: Arc<Verifier>,
+}
+
+/// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: Pool,
+}
+
+impl Db {
+    /// Runs `f` with a pooled connection on actix's blocking threads.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+}
+
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        pool: Pool,
+        setup_token: Option<String>,
+        catalogue: Catalogue,
+        keys: KeyMaterial,
+    ) -> Arc<Self> {
+        let verifier = Arc::new(Verifier::new(
+            keys.clone(),
+            pool.clone(),
+            catalogue.compiled_rules(),
+            settings.verify_failures_per_minute,
+        ));
+        Arc::new(Self {
+            verifier,
+            db: Db { pool },
+            settings,
+            login_throttle: LoginThrottle::default(),
+            setup: SetupLink::new(setup_token),
+            assets: AssetUrls::compute(),
+            catalogue,
+            keys,
+        })
+    }
+}
