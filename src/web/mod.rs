@@ -115,9 +115,9 @@ route_table! {
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}" =>
         post(access_codes::update_access_code);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/secret" =>
-        get(access_codes::show_secret), post(access_codes::reveal_secret);
+        get(access_codes::secret::show_secret), post(access_codes::secret::reveal_secret);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/download" =>
-        get(access_codes::download_secret), post(access_codes::download_secret_with_reason);
+        get(access_codes::secret::download_secret), post(access_codes::secret::download_secret_with_reason);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/enabled" =>
         post(access_codes::set_access_code_enabled);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/delete" =>
