@@ -44,7 +44,8 @@ fn seed(settings: &Settings) -> String {
     let user = User::find_by_email(&mut conn, "bench@example.com")
         .unwrap()
         .unwrap();
-    let access = AccountAccess::load(&mut conn, &user, &added.account.id).unwrap();
+    let account_id = bms_keys::ids::AccountId::parse(&added.account.id).unwrap();
+    let access = AccountAccess::load(&mut conn, &user, &account_id).unwrap();
     let actor = access.actor(&user, "127.0.0.1");
     let started = Instant::now();
     conn.transaction::<_, bms_keys::error::AppError, _>(|conn| {

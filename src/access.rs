@@ -7,7 +7,7 @@ use crate::accounts::Account;
 use crate::audit::Actor;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{self, IdKind};
+use crate::ids::AccountId;
 use crate::users::{Membership, Role, User};
 
 /// A user's access to one account, as decided for this request.
@@ -24,10 +24,7 @@ pub struct AccountAccess {
 impl AccountAccess {
     /// The user's access to the account with this id. An account that does not exist and one the user
     /// may not see give the same `NotFound`, so ids of other tenants cannot be probed.
-    pub fn load(conn: &mut DbConn, user: &User, account_id: &str) -> Result<Self, AppError> {
-        if !ids::is_well_formed(IdKind::Account, account_id) {
-            return Err(AppError::NotFound);
-        }
+    pub fn load(conn: &mut DbConn, user: &User, account_id: &AccountId) -> Result<Self, AppError> {
         let account = Account::find_by_id(conn, account_id)?.ok_or(AppError::NotFound)?;
         let (role, via_staff) = match (
             Membership::role_of(conn, &user.id, &account.id)?,

@@ -10,7 +10,7 @@ use crate::api_keys::{self, ApiKey};
 use crate::audit::{Actor, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::ids::{self, IdKind};
+use crate::ids::{self, AccessCodeId, ApiKeyId, IdKind};
 use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_keys as api_keys_table};
 use crate::secrets::{self, KeyMaterial};
@@ -111,7 +111,11 @@ fn check_staff_reason(access: &AccountAccess, reason: Option<&str>) -> Result<St
 }
 
 /// The own key with this id in this account; linked keys have no access codes.
-fn own_key(conn: &mut DbConn, access: &AccountAccess, key_id: &str) -> Result<ApiKey, AppError> {
+fn own_key(
+    conn: &mut DbConn,
+    access: &AccountAccess,
+    key_id: &ApiKeyId,
+) -> Result<ApiKey, AppError> {
     let key = api_keys::find_in_account(conn, &access.account.id, key_id)?;
     if key.is_linked() {
         return Err(AppError::conflict(
@@ -122,12 +126,9 @@ fn own_key(conn: &mut DbConn, access: &AccountAccess, key_id: &str) -> Result<Ap
 }
 
 /// The code with this id under this key.
-fn find(conn: &mut DbConn, key_id: &str, code_id: &str) -> Result<AccessCode, AppError> {
-    if !ids::is_well_formed(IdKind::AccessCode, code_id) {
-        return Err(AppError::NotFound);
-    }
+fn find(conn: &mut DbConn, key_id: &str, code_id: &AccessCodeId) -> Result<AccessCode, AppError> {
     access_codes::table
-        .find(code_id)
+        .find(code_id.as_str())
         .filter(access_codes::api_key_id.eq(key_id))
         .select(AccessCode::as_select())
         .first(conn)
@@ -179,7 +180,7 @@ pub fn create(
     access: &AccountAccess,
     actor: &Actor,
     keys: &KeyMaterial,
-    key_id: &str,
+    key_id: &ApiKeyId,
     description: &str,
 ) -> Result<Changed<(AccessCode, String)>, AppError> {
     access.require_owner()?;
@@ -270,8 +271,8 @@ pub enum Disclosure {
 /// Which secret to disclose, how, and (support staff only) why.
 #[derive(Debug, Clone, Copy)]
 pub struct RevealRequest<'a> {
-    pub key_id: &'a str,
-    pub code_id: &'a str,
+    pub key_id: &'a ApiKeyId,
+    pub code_id: &'a AccessCodeId,
     pub how: Disclosure,
     pub reason: Option<&'a str>,
 }
@@ -328,8 +329,8 @@ pub fn update_description(
     conn: &mut DbConn,
     access: &AccountAccess,
     actor: &Actor,
-    key_id: &str,
-    code_id: &str,
+    key_id: &ApiKeyId,
+    code_id: &AccessCodeId,
     description: &str,
 ) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
@@ -367,8 +368,8 @@ pub fn set_enabled(
     conn: &mut DbConn,
     access: &AccountAccess,
     actor: &Actor,
-    key_id: &str,
-    code_id: &str,
+    key_id: &ApiKeyId,
+    code_id: &AccessCodeId,
     enabled: bool,
 ) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
@@ -410,8 +411,8 @@ pub fn delete(
     conn: &mut DbConn,
     access: &AccountAccess,
     actor: &Actor,
-    key_id: &str,
-    code_id: &str,
+    key_id: &ApiKeyId,
+    code_id: &AccessCodeId,
 ) -> Result<Changed<AccessCode>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {

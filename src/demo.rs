@@ -6,7 +6,7 @@ use crate::access::AccountAccess;
 use crate::api_keys::{self, KeyInput};
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::ids;
+use crate::ids::{self, AccountId, ApiKeyId};
 use crate::keystore;
 use crate::onboarding::{self, NewMember};
 use crate::policies::Catalogue;
@@ -99,7 +99,7 @@ fn create_keys(
     if api_keys::account_has_keys(conn, &acme.id)? {
         return Ok(None);
     }
-    let access = AccountAccess::load(conn, &owner, &acme.id)?;
+    let access = AccountAccess::load(conn, &owner, &stored_id::<AccountId>(&acme.id)?)?;
     let actor = access.actor(&owner, "demo");
     let key = |name: &str, tags: &str, policies: &[&str]| KeyInput {
         name: name.to_owned(),
@@ -119,7 +119,8 @@ fn create_keys(
     })?
     .value;
     let zapier_code = |conn: &mut DbConn| {
-        access_codes::create(conn, &access, &actor, keys, &zapier.id, "Zapier production")
+        let key = stored_id::<ApiKeyId>(&zapier.id)?;
+        access_codes::create(conn, &access, &actor, keys, &key, "Zapier production")
     };
     let _ = commit(conn, zapier_code)?;
     let reporting = commit(conn, |conn| {
@@ -128,7 +129,8 @@ fn create_keys(
     })?
     .value;
     let (_, secret) = commit(conn, |conn| {
-        access_codes::create(conn, &access, &actor, keys, &reporting.id, "Grafana")
+        let key = stored_id::<ApiKeyId>(&reporting.id)?;
+        access_codes::create(conn, &access, &actor, keys, &key, "Grafana")
     })?
     .value;
     let _ = commit(conn, |conn| {
@@ -138,7 +140,7 @@ fn create_keys(
     let partner = User::find_by_email(conn, "partner@demo.example")?.ok_or(AppError::NotFound)?;
     let agency =
         crate::accounts::Account::find_by_name(conn, PARTNER)?.ok_or(AppError::NotFound)?;
-    let partner_access = AccountAccess::load(conn, &partner, &agency.id)?;
+    let partner_access = AccountAccess::load(conn, &partner, &stored_id::<AccountId>(&agency.id)?)?;
     let partner_actor = partner_access.actor(&partner, "demo");
     let link = KeyInput {
         linked_key_id: reporting.id.clone(),
@@ -148,4 +150,9 @@ fn create_keys(
         api_keys::link(conn, &partner_access, &partner_actor, &link)
     })?;
     Ok(Some((secret, acme.id)))
+}
+
+/// An id read back from the database (always well-formed: we made it).
+fn stored_id<T: TryFrom<String, Error = ids::MalformedId>>(id: &str) -> Result<T, AppError> {
+    T::try_from(id.to_owned()).map_err(AppError::internal)
 }

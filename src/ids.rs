@@ -72,9 +72,96 @@ pub fn is_well_formed(kind: IdKind, s: &str) -> bool {
     })
 }
 
+/// An id that is not of the expected kind and shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a well-formed {0} id")]
+pub struct MalformedId(&'static str);
+
+/// Declares an id type that can only hold a well-formed id of its kind: parsed once, where it enters
+/// (a path, a form), so nothing behind it checks again. Derefs to `str` for queries.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id of this kind.
+            pub fn generate() -> Self {
+                Self(new_id($kind))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, MalformedId> {
+                if is_well_formed($kind, s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(MalformedId($kind.prefix()))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = MalformedId;
+
+            fn try_from(s: String) -> Result<Self, MalformedId> {
+                if is_well_formed($kind, &s) {
+                    Ok(Self(s))
+                } else {
+                    Err(MalformedId($kind.prefix()))
+                }
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// `acc_…`: an account.
+    AccountId,
+    IdKind::Account
+);
+typed_id!(
+    /// `key_…`: an API key (own or linked).
+    ApiKeyId,
+    IdKind::ApiKey
+);
+typed_id!(
+    /// `code_…`: an access code.
+    AccessCodeId,
+    IdKind::AccessCode
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_ids_hold_only_well_formed_ids_of_their_kind() {
+        let key = ApiKeyId::generate();
+        assert_eq!(ApiKeyId::parse(key.as_str()), Ok(key.clone()));
+        assert!(AccessCodeId::parse(key.as_str()).is_err());
+        assert!(AccountId::parse("acc_short").is_err());
+        assert!(AccountId::try_from("acc_0000000000000000".to_owned()).is_ok());
+        assert!(serde_json::from_str::<ApiKeyId>("\"key_..\"").is_err());
+    }
 
     #[test]
     fn ids_have_their_prefix_and_shape() {

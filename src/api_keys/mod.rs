@@ -15,7 +15,7 @@ use crate::access::AccountAccess;
 use crate::audit::{Actor, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{self, IdKind};
+use crate::ids::{self, ApiKeyId, IdKind};
 use crate::policies::Policy;
 use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_key_policies, api_key_tags, api_keys};
@@ -252,13 +252,13 @@ fn check_link_source(
     if source_id.is_empty() {
         return Ok(Err("Enter the ID of the API key to link."));
     }
-    if !ids::is_well_formed(IdKind::ApiKey, source_id) {
+    let Ok(source_id) = ApiKeyId::parse(source_id) else {
         return Ok(Err(
             "This is not an API key ID. IDs look like key_ followed by 16 letters and digits.",
         ));
-    }
+    };
     let Some(source) = api_keys::table
-        .find(source_id)
+        .find(source_id.as_str())
         .select(ApiKey::as_select())
         .first(conn)
         .optional()?
@@ -277,7 +277,7 @@ fn check_link_source(
     }
     let already: i64 = api_keys::table
         .filter(api_keys::account_id.eq(account_id))
-        .filter(api_keys::linked_key_id.eq(source_id))
+        .filter(api_keys::linked_key_id.eq(source_id.as_str()))
         .count()
         .get_result(conn)?;
     if already > 0 {
@@ -291,7 +291,7 @@ pub fn update(
     conn: &mut DbConn,
     access: &AccountAccess,
     actor: &Actor,
-    key_id: &str,
+    key_id: &ApiKeyId,
     input: &KeyInput,
 ) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
@@ -343,7 +343,7 @@ pub fn delete(
     conn: &mut DbConn,
     access: &AccountAccess,
     actor: &Actor,
-    key_id: &str,
+    key_id: &ApiKeyId,
 ) -> Result<Changed<ApiKey>, AppError> {
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
@@ -373,13 +373,10 @@ pub fn delete(
 pub fn find_in_account(
     conn: &mut DbConn,
     account_id: &str,
-    key_id: &str,
+    key_id: &ApiKeyId,
 ) -> Result<ApiKey, AppError> {
-    if !ids::is_well_formed(IdKind::ApiKey, key_id) {
-        return Err(AppError::NotFound);
-    }
     api_keys::table
-        .find(key_id)
+        .find(key_id.as_str())
         .filter(api_keys::account_id.eq(account_id))
         .select(ApiKey::as_select())
         .first(conn)

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::access::AccountAccess;
 use crate::api_keys::{self, ApiKey, KeyDetails, KeyInput, ListFilter};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{AccountId, ApiKeyId};
 use crate::policies::Policy;
 use crate::web::display;
 use crate::web::forms::{CsrfForm, HtmlForm};
@@ -85,7 +86,7 @@ pub async fn list_api_keys(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
@@ -234,7 +235,7 @@ fn render_new(
 pub async fn new_api_key(
     state: State,
     who: SignedIn,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     query: web::Query<NewQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (access, policies) = who
@@ -267,7 +268,7 @@ pub async fn new_api_key(
 pub async fn create_api_key(
     state: State,
     who: SignedIn,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     HtmlForm(form): HtmlForm<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
@@ -353,8 +354,8 @@ struct KeyPageData {
 async fn load_key_page(
     state: &AppState,
     who: &SignedIn,
-    account_id: String,
-    key_id: String,
+    account_id: AccountId,
+    key_id: ApiKeyId,
 ) -> Result<KeyPageData, AppError> {
     who.read_in(state, &account_id, move |conn, access| {
         let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
@@ -428,7 +429,7 @@ pub async fn show_api_key(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
 ) -> Result<HttpResponse, AppError> {
     let (account_id, key_id) = path.into_inner();
     let data = load_key_page(&state, &who, account_id, key_id).await?;
@@ -447,7 +448,7 @@ pub async fn show_api_key(
 pub async fn update_api_key(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
     HtmlForm(form): HtmlForm<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
@@ -491,7 +492,7 @@ struct DeleteKeyPage {
 pub async fn confirm_delete_api_key(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
 ) -> Result<HttpResponse, AppError> {
     let (account_id, key_id) = path.into_inner();
     let data = load_key_page(&state, &who, account_id, key_id).await?;
@@ -516,7 +517,7 @@ pub async fn confirm_delete_api_key(
 pub async fn delete_api_key(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
     HtmlForm(form): HtmlForm<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;

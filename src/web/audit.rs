@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::audit::AuditEvent;
 use crate::error::AppError;
+use crate::ids::AccountId;
 use crate::web::display;
 use crate::web::layout::{Layout, Nav};
 use crate::web::render::html;
@@ -47,7 +48,7 @@ pub async fn list_audit_events(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<String>,
+    path: web::Path<AccountId>,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
     // Pages past the 100,000th event are refused by clamping: nobody pages that far, and the offset stays cheap.

@@ -14,6 +14,7 @@ use crate::access::AccountAccess;
 use crate::audit::Actor;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::AccountId;
 use crate::revocation::{self, Changed};
 use crate::sessions::{self, Session};
 use crate::users::User;
@@ -121,7 +122,7 @@ impl SignedIn {
     pub async fn read_in<T, F>(
         &self,
         state: &AppState,
-        account_id: &str,
+        account_id: &AccountId,
         read: F,
     ) -> Result<T, AppError>
     where
@@ -147,7 +148,7 @@ impl SignedIn {
     pub async fn change_in<T, F>(
         &self,
         state: &AppState,
-        account_id: &str,
+        account_id: &AccountId,
         change: F,
     ) -> Result<T, AppError>
     where

@@ -13,6 +13,7 @@ use crate::access_codes::{self, AccessCode, Status};
 use crate::api_keys::{self, ApiKey};
 use crate::db;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{AccessCodeId, AccountId, ApiKeyId};
 use crate::web::display;
 use crate::web::forms::{CsrfForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
@@ -124,8 +125,8 @@ struct TabData {
 async fn load_tab(
     state: &AppState,
     who: &SignedIn,
-    account_id: String,
-    key_id: String,
+    account_id: AccountId,
+    key_id: ApiKeyId,
 ) -> Result<TabData, AppError> {
     who.read_in(state, &account_id, move |conn, access| {
         let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
@@ -197,7 +198,7 @@ pub async fn list_access_codes(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
 ) -> Result<HttpResponse, AppError> {
     let (account_id, key_id) = path.into_inner();
     let data = load_tab(&state, &who, account_id, key_id).await?;
@@ -219,8 +220,8 @@ pub struct DescriptionForm {
 async fn render_refusal(
     state: &AppState,
     who: &SignedIn,
-    account_id: String,
-    key_id: String,
+    account_id: AccountId,
+    key_id: ApiKeyId,
     error: AppError,
     mut tab: TabState,
 ) -> Result<HttpResponse, AppError> {
@@ -243,7 +244,7 @@ async fn render_refusal(
 pub async fn create_access_code(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String)>,
+    path: web::Path<(AccountId, ApiKeyId)>,
     HtmlForm(form): HtmlForm<DescriptionForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
@@ -279,7 +280,7 @@ pub async fn create_access_code(
 pub async fn update_access_code(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
     HtmlForm(form): HtmlForm<DescriptionForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
@@ -297,7 +298,7 @@ pub async fn update_access_code(
         )),
         Err(error) => {
             let tab = TabState {
-                editing: Some((code_id, form.description)),
+                editing: Some((code_id.to_string(), form.description)),
                 ..TabState::default()
             };
             render_refusal(&state, &who, account_id, key_id, error, tab).await
@@ -316,7 +317,7 @@ pub struct EnabledForm {
 pub async fn set_access_code_enabled(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
     HtmlForm(form): HtmlForm<EnabledForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
@@ -367,7 +368,7 @@ struct DeleteCodePage {
 pub async fn confirm_delete_access_code(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
 ) -> Result<HttpResponse, AppError> {
     let (account_id, key_id, code_id) = path.into_inner();
     let data = load_tab(&state, &who, account_id.clone(), key_id.clone()).await?;
@@ -376,7 +377,7 @@ pub async fn confirm_delete_access_code(
     let code = data
         .codes
         .iter()
-        .find(|c| c.id == code_id)
+        .find(|c| c.id == *code_id)
         .ok_or(AppError::NotFound)?;
     let code = CodeView::new(code, &urls);
     if !code.deletable() {
@@ -410,7 +411,7 @@ pub async fn confirm_delete_access_code(
 pub async fn delete_access_code(
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
     HtmlForm(form): HtmlForm<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;

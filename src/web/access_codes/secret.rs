@@ -11,6 +11,7 @@ use crate::access::AccountAccess;
 use crate::access_codes::{self, Disclosure, RevealRequest, Revealed};
 use crate::api_keys;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{AccessCodeId, AccountId, ApiKeyId};
 use crate::web::access_codes::CodeView;
 use crate::web::display;
 use crate::web::forms::HtmlForm;
@@ -86,7 +87,7 @@ async fn reveal_or_ask(
     req: &HttpRequest,
     state: &AppState,
     who: &SignedIn,
-    path: (String, String, String),
+    path: (AccountId, ApiKeyId, AccessCodeId),
     how: Disclosure,
     asked: Asked,
 ) -> Result<Result<(AccountAccess, Revealed, String), HttpResponse>, AppError> {
@@ -138,7 +139,7 @@ async fn reveal_or_ask(
             format!("{base}/secret")
         },
         cancel_url: urls.access_codes(&key_id),
-        code_id,
+        code_id: code_id.to_string(),
         // A first visit asks without complaining; a submitted form gets the message.
         errors: if reason_given {
             errors
@@ -169,7 +170,7 @@ pub async fn show_secret(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
 ) -> Result<HttpResponse, AppError> {
     secret_page(&req, &state, &who, path.into_inner(), Asked::Visit).await
 }
@@ -179,7 +180,7 @@ pub async fn reveal_secret(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
     HtmlForm(form): HtmlForm<ReasonForm>,
 ) -> Result<HttpResponse, AppError> {
     secret_page(
@@ -196,7 +197,7 @@ async fn secret_page(
     req: &HttpRequest,
     state: &AppState,
     who: &SignedIn,
-    path: (String, String, String),
+    path: (AccountId, ApiKeyId, AccessCodeId),
     asked: Asked,
 ) -> Result<HttpResponse, AppError> {
     let (access, revealed, reason) =
@@ -265,7 +266,7 @@ pub async fn download_secret(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
 ) -> Result<HttpResponse, AppError> {
     secret_file(&req, &state, &who, path.into_inner(), Asked::Visit).await
 }
@@ -275,7 +276,7 @@ pub async fn download_secret_with_reason(
     req: HttpRequest,
     state: State,
     who: SignedIn,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
     HtmlForm(form): HtmlForm<ReasonForm>,
 ) -> Result<HttpResponse, AppError> {
     secret_file(
@@ -292,7 +293,7 @@ async fn secret_file(
     req: &HttpRequest,
     state: &AppState,
     who: &SignedIn,
-    path: (String, String, String),
+    path: (AccountId, ApiKeyId, AccessCodeId),
     asked: Asked,
 ) -> Result<HttpResponse, AppError> {
     let (access, revealed, _reason) =
