@@ -33,7 +33,9 @@ pub struct ApiKey {
     pub id: String,
     pub account_id: String,
     pub name: String,
-    pub kind: String,
+    /// Stored as text; an unknown stored value is an error when the row is read, never a default.
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: Kind,
     pub linked_key_id: Option<String>,
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
@@ -56,6 +58,29 @@ impl Kind {
     }
 }
 
+/// A stored kind that is neither `own` nor `linked`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown API key kind {0:?} in the database")]
+pub struct UnknownKind(String);
+
+impl TryFrom<String> for Kind {
+    type Error = UnknownKind;
+
+    fn try_from(stored: String) -> Result<Self, UnknownKind> {
+        match stored.as_str() {
+            "own" => Ok(Kind::Own),
+            "linked" => Ok(Kind::Linked),
+            _ => Err(UnknownKind(stored)),
+        }
+    }
+}
+
+impl From<Kind> for String {
+    fn from(kind: Kind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
 impl ApiKey {
     /// A new key of the account: own, or linking `linked_key_id` (another account's key).
     fn new(account_id: &str, name: &str, linked_key_id: Option<&str>) -> ApiKey {
@@ -69,7 +94,7 @@ impl ApiKey {
             id: ids::new_id(IdKind::ApiKey),
             account_id: account_id.to_owned(),
             name: name.to_owned(),
-            kind: kind.as_str().to_owned(),
+            kind,
             linked_key_id: linked_key_id.map(str::to_owned),
             created_at: now,
             updated_at: now,
@@ -77,16 +102,8 @@ impl ApiKey {
         }
     }
 
-    pub fn kind(&self) -> Kind {
-        if self.kind == "linked" {
-            Kind::Linked
-        } else {
-            Kind::Own
-        }
-    }
-
     pub fn is_linked(&self) -> bool {
-        self.kind() == Kind::Linked
+        self.kind == Kind::Linked
     }
 
     /// The keys whose cached grants a change to this key can alter: itself, and for a link the key
@@ -161,7 +178,7 @@ pub fn create(
             validate(input, &allowed, false, &mut errors).ok_or(AppError::Invalid(errors))?;
         let key = ApiKey::new(&access.account.id, &valid.name, None);
         diesel::insert_into(api_keys::table)
-            .values(&key)
+            .values(key.clone())
             .execute(conn)?;
         insert_tags_and_policies(conn, &key, &valid)?;
         AuditEvent::record(
@@ -212,7 +229,7 @@ pub fn link(
         };
         let key = ApiKey::new(&access.account.id, &valid.name, Some(&source.id));
         match diesel::insert_into(api_keys::table)
-            .values(&key)
+            .values(key.clone())
             .execute(conn)
         {
             Ok(_) => {}
