@@ -7,7 +7,7 @@ use time::{Duration, PrimitiveDateTime};
 
 use crate::access::AccountAccess;
 use crate::api_keys::{self, ApiKey};
-use crate::audit::{Actor, AuditEvent};
+use crate::audit::{Actor, AuditAction, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::ids::{self, AccessCodeId, ApiKeyId, IdKind};
@@ -222,7 +222,7 @@ pub fn create(
                 conn,
                 actor,
                 Some(&access.account.id),
-                "access_code.created",
+                AuditAction::AccessCodeCreated,
                 &code.id,
                 &format!(
                     "key {}; description: {}",
@@ -304,8 +304,8 @@ pub fn reveal(
             .open(&code.sealed_secret, &code.id)
             .map_err(AppError::internal)?;
         let action = match how {
-            Disclosure::Viewed => "access_code.secret_viewed",
-            Disclosure::Downloaded => "access_code.downloaded",
+            Disclosure::Viewed => AuditAction::AccessCodeSecretViewed,
+            Disclosure::Downloaded => AuditAction::AccessCodeDownloaded,
         };
         let details = if reason.is_empty() {
             format!("key {}", key.id)
@@ -348,7 +348,7 @@ pub fn update_description(
             conn,
             actor,
             Some(&access.account.id),
-            "access_code.updated",
+            AuditAction::AccessCodeUpdated,
             &code.id,
             &format!(
                 "description: {} → {}",
@@ -386,9 +386,9 @@ pub fn set_enabled(
                 .set(access_codes::enabled.eq(enabled))
                 .execute(conn)?;
             let action = if enabled {
-                "access_code.enabled"
+                AuditAction::AccessCodeEnabled
             } else {
-                "access_code.disabled"
+                AuditAction::AccessCodeDisabled
             };
             AuditEvent::record(
                 conn,
@@ -428,7 +428,7 @@ pub fn delete(
             conn,
             actor,
             Some(&access.account.id),
-            "access_code.deleted",
+            AuditAction::AccessCodeDeleted,
             &code.id,
             &format!(
                 "key {}; description: {}",

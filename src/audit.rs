@@ -16,6 +16,29 @@ pub struct Actor {
     pub client_ip: String,
 }
 
+crate::text_enum! {
+    /// What happened, as the audit log stores and shows it.
+    pub enum AuditAction("audit action") {
+        LoginSucceeded = "login.succeeded",
+        LoginFailed = "login.failed",
+        SignedOutElsewhere = "sessions.signed_out_elsewhere",
+        PasswordChanged = "password.changed",
+        AccountCreated = "account.created",
+        MemberAdded = "member.added",
+        ApiKeyCreated = "api_key.created",
+        ApiKeyLinked = "api_key.linked",
+        ApiKeyUpdated = "api_key.updated",
+        ApiKeyDeleted = "api_key.deleted",
+        AccessCodeCreated = "access_code.created",
+        AccessCodeSecretViewed = "access_code.secret_viewed",
+        AccessCodeDownloaded = "access_code.downloaded",
+        AccessCodeUpdated = "access_code.updated",
+        AccessCodeEnabled = "access_code.enabled",
+        AccessCodeDisabled = "access_code.disabled",
+        AccessCodeDeleted = "access_code.deleted",
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
@@ -24,7 +47,9 @@ pub struct AuditEvent {
     pub actor_user_id: Option<String>,
     pub actor_email: String,
     pub actor_is_staff: bool,
-    pub action: String,
+    /// Stored as text; an unknown stored value is an error when the row is read.
+    #[diesel(deserialize_as = String)]
+    pub action: AuditAction,
     pub target: String,
     pub client_ip: String,
     pub details: String,
@@ -52,7 +77,7 @@ impl AuditEvent {
         conn: &mut DbConn,
         actor: &Actor,
         account_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: &str,
         details: &str,
     ) -> QueryResult<()> {
@@ -62,7 +87,7 @@ impl AuditEvent {
                 actor_user_id: actor.user_id.as_deref(),
                 actor_email: &actor.email,
                 actor_is_staff: actor.is_staff,
-                action,
+                action: action.as_str(),
                 target,
                 client_ip: &actor.client_ip,
                 details,

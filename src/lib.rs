@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod text_enum;
 pub mod throttle;
 pub mod trusted_proxies;
 pub mod usage;

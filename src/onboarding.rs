@@ -1,7 +1,7 @@
 //! Bringing people in: the first owner through the one-time setup link, and `bms-keys user add`.
 
 use crate::accounts::{self, Account};
-use crate::audit::{Actor, AuditEvent};
+use crate::audit::{Actor, AuditAction, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::users::{self, Membership, NewUser, Role, User};
@@ -82,7 +82,7 @@ pub fn add_member(conn: &mut DbConn, new: &NewMember, actor_ip: &str) -> Result<
                 conn,
                 &actor,
                 Some(&account.id),
-                "account.created",
+                AuditAction::AccountCreated,
                 &account.id,
                 &account.name,
             )?;
@@ -91,7 +91,7 @@ pub fn add_member(conn: &mut DbConn, new: &NewMember, actor_ip: &str) -> Result<
             conn,
             &actor,
             Some(&account.id),
-            "member.added",
+            AuditAction::MemberAdded,
             &user.email,
             &format!("role: {}", role.as_str()),
         )?;
@@ -137,7 +137,7 @@ pub fn complete_first_run(
             conn,
             &actor,
             Some(&account.id),
-            "account.created",
+            AuditAction::AccountCreated,
             &account.id,
             &account.name,
         )?;

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use time::{Duration, PrimitiveDateTime};
 
+use crate::audit::{Actor, AuditAction, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::ids;
 use crate::schema::{sessions, users};
@@ -154,7 +155,7 @@ pub fn sign_in(
     };
     db::write_transaction(conn, |conn| {
         let (token, _) = Session::start(conn, &user.id, client_ip, user_agent)?;
-        record_for_user_accounts(conn, &user, client_ip, "login.succeeded")?;
+        record_for_user_accounts(conn, &user, client_ip, AuditAction::LoginSucceeded)?;
         Ok(Some((token, user)))
     })
 }
@@ -166,20 +167,20 @@ pub fn sign_in(
 pub fn record_failed_sign_in(conn: &mut DbConn, email: &str, client_ip: &str) -> QueryResult<()> {
     match User::find_by_email(conn, email)? {
         Some(user) => db::write_transaction(conn, |conn| {
-            record_for_user_accounts(conn, &user, client_ip, "login.failed")
+            record_for_user_accounts(conn, &user, client_ip, AuditAction::LoginFailed)
         }),
         None => db::write_transaction(conn, |conn| {
-            let actor = crate::audit::Actor {
+            let actor = Actor {
                 user_id: None,
                 email: String::new(),
                 is_staff: false,
                 client_ip: client_ip.to_owned(),
             };
-            crate::audit::AuditEvent::record(
+            AuditEvent::record(
                 conn,
                 &actor,
                 None,
-                "login.failed",
+                AuditAction::LoginFailed,
                 "unknown email",
                 "",
             )
@@ -191,16 +192,16 @@ fn record_for_user_accounts(
     conn: &mut DbConn,
     user: &User,
     client_ip: &str,
-    action: &str,
+    action: AuditAction,
 ) -> QueryResult<()> {
-    let actor = crate::audit::Actor {
+    let actor = Actor {
         user_id: Some(user.id.clone()),
         email: user.email.clone(),
         is_staff: false,
         client_ip: client_ip.to_owned(),
     };
     for (account, _) in crate::users::Membership::accounts_of(conn, &user.id)? {
-        crate::audit::AuditEvent::record(conn, &actor, Some(&account.id), action, &user.email, "")?;
+        AuditEvent::record(conn, &actor, Some(&account.id), action, &user.email, "")?;
     }
     Ok(())
 }
@@ -220,7 +221,7 @@ pub fn sign_out_elsewhere(
                 .filter(sessions::id.ne(keep)),
         )
         .execute(conn)?;
-        record_for_user_accounts(conn, user, client_ip, "sessions.signed_out_elsewhere")?;
+        record_for_user_accounts(conn, user, client_ip, AuditAction::SignedOutElsewhere)?;
         Ok(ended)
     })
 }
@@ -249,7 +250,7 @@ pub fn change_password(
         User::set_password(conn, &user.id, new)?;
         Session::end_all_for_user(conn, &user.id)?;
         let (token, _) = Session::start(conn, &user.id, client_ip, user_agent)?;
-        record_for_user_accounts(conn, user, client_ip, "password.changed")?;
+        record_for_user_accounts(conn, user, client_ip, AuditAction::PasswordChanged)?;
         Ok(token)
     })
 }

@@ -25,29 +25,13 @@ pub struct User {
     pub updated_at: PrimitiveDateTime,
 }
 
-/// What a member may do in an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Manages keys, codes and secrets.
-    Owner,
-    /// Reads lists and details; never sees secrets; changes nothing.
-    Viewer,
-}
-
-impl Role {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
+crate::text_enum! {
+    /// What a member may do in an account.
+    pub enum Role("role") {
+        /// Manages keys, codes and secrets.
+        Owner = "owner",
+        /// Reads lists and details; never sees secrets; changes nothing.
+        Viewer = "viewer",
     }
 }
 
@@ -229,7 +213,9 @@ impl User {
 pub struct Membership {
     pub user_id: String,
     pub account_id: String,
-    pub role: String,
+    /// Stored as text; an unknown stored value is an error when the row is read.
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub role: Role,
     pub created_at: PrimitiveDateTime,
 }
 
@@ -247,10 +233,10 @@ impl Membership {
             .execute(conn)?;
         if updated == 0 {
             diesel::insert_into(memberships::table)
-                .values(&Membership {
+                .values(Membership {
                     user_id: user_id.to_owned(),
                     account_id: account_id.to_owned(),
-                    role: role.as_str().to_owned(),
+                    role,
                     created_at: db::now(),
                 })
                 .execute(conn)?;
@@ -264,25 +250,25 @@ impl Membership {
         user_id: &str,
         account_id: &str,
     ) -> QueryResult<Option<Role>> {
-        let role: Option<String> = memberships::table
+        let membership = memberships::table
             .find((user_id, account_id))
-            .select(memberships::role)
+            .select(Membership::as_select())
             .first(conn)
             .optional()?;
-        Ok(role.as_deref().and_then(Role::parse))
+        Ok(membership.map(|m| m.role))
     }
 
     /// The accounts the user belongs to, by name, with their role in each.
     pub fn accounts_of(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<(Account, Role)>> {
-        let rows: Vec<(Account, String)> = memberships::table
+        let rows: Vec<(Account, Membership)> = memberships::table
             .inner_join(accounts::table)
             .filter(memberships::user_id.eq(user_id))
             .order((accounts::name.asc(), accounts::id.asc()))
-            .select((Account::as_select(), memberships::role))
+            .select((Account::as_select(), Membership::as_select()))
             .load(conn)?;
         Ok(rows
             .into_iter()
-            .filter_map(|(account, role)| Role::parse(&role).map(|r| (account, r)))
+            .map(|(account, m)| (account, m.role))
             .collect())
     }
 }

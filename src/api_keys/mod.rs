@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use crate::access::AccountAccess;
-use crate::audit::{Actor, AuditEvent};
+use crate::audit::{Actor, AuditAction, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{self, ApiKeyId, IdKind};
@@ -42,42 +42,11 @@ pub struct ApiKey {
     pub last_used_at: Option<PrimitiveDateTime>,
 }
 
-/// Own keys have access codes; linked keys use the codes of the key they link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Own,
-    Linked,
-}
-
-impl Kind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Own => "own",
-            Kind::Linked => "linked",
-        }
-    }
-}
-
-/// A stored kind that is neither `own` nor `linked`.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown API key kind {0:?} in the database")]
-pub struct UnknownKind(String);
-
-impl TryFrom<String> for Kind {
-    type Error = UnknownKind;
-
-    fn try_from(stored: String) -> Result<Self, UnknownKind> {
-        match stored.as_str() {
-            "own" => Ok(Kind::Own),
-            "linked" => Ok(Kind::Linked),
-            _ => Err(UnknownKind(stored)),
-        }
-    }
-}
-
-impl From<Kind> for String {
-    fn from(kind: Kind) -> String {
-        kind.as_str().to_owned()
+crate::text_enum! {
+    /// Own keys have access codes; linked keys use the codes of the key they link.
+    pub enum Kind("API key kind") {
+        Own = "own",
+        Linked = "linked",
     }
 }
 
@@ -185,7 +154,7 @@ pub fn create(
             conn,
             actor,
             Some(&key.account_id),
-            "api_key.created",
+            AuditAction::ApiKeyCreated,
             &key.id,
             &summary(&valid),
         )?;
@@ -250,7 +219,7 @@ pub fn link(
             conn,
             actor,
             Some(&key.account_id),
-            "api_key.linked",
+            AuditAction::ApiKeyLinked,
             &key.id,
             &format!("links {}; {}", source.id, summary(&valid)),
         )?;
@@ -340,7 +309,7 @@ pub fn update(
             conn,
             actor,
             Some(&key.account_id),
-            "api_key.updated",
+            AuditAction::ApiKeyUpdated,
             &key.id,
             &format!("before: {} → after: {}", summary(&old), summary(&valid)),
         )?;
@@ -374,7 +343,7 @@ pub fn delete(
             conn,
             actor,
             Some(&key.account_id),
-            "api_key.deleted",
+            AuditAction::ApiKeyDeleted,
             &key.id,
             &format!(
                 "name: {}; {} access code(s) deleted with it",

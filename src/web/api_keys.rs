@@ -152,12 +152,31 @@ pub async fn list_api_keys(
     })
 }
 
+/// What the key editor does: create an own key, or link another account's key. Sent as `mode`; a
+/// missing mode is `create`, an unknown one a 400.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EditorMode {
+    #[default]
+    Create,
+    Link,
+}
+
+impl EditorMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EditorMode::Create => "create",
+            EditorMode::Link => "link",
+        }
+    }
+}
+
 /// The editor's fields as the user typed them, to show again.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct KeyForm {
     csrf_token: String,
-    mode: String,
+    mode: EditorMode,
     name: String,
     tags: String,
     policy: Vec<String>,
@@ -196,7 +215,7 @@ struct NewKeyPage {
 #[derive(Deserialize)]
 pub struct NewQuery {
     #[serde(default)]
-    mode: String,
+    mode: EditorMode,
 }
 
 fn render_new(
@@ -209,7 +228,7 @@ fn render_new(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let urls = AccountUrls::new(&access.account.id);
-    let link_mode = form.mode == "link";
+    let link_mode = form.mode == EditorMode::Link;
     let title = if link_mode {
         "Link an existing API key"
     } else {
@@ -225,8 +244,8 @@ fn render_new(
             errors,
             policies,
             create_url: urls.api_keys(),
-            create_mode_url: urls.new_api_key("create"),
-            link_mode_url: urls.new_api_key("link"),
+            create_mode_url: urls.new_api_key(EditorMode::Create.as_str()),
+            link_mode_url: urls.new_api_key(EditorMode::Link.as_str()),
         },
     )
 }
@@ -245,12 +264,7 @@ pub async fn new_api_key(
         })
         .await?;
     let form = KeyForm {
-        mode: if query.mode == "link" {
-            "link"
-        } else {
-            "create"
-        }
-        .to_owned(),
+        mode: query.mode,
         ..KeyForm::default()
     };
     render_new(
@@ -273,7 +287,7 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
     let account_id = path.into_inner();
-    let (input, link) = (form.input(), form.mode == "link");
+    let (input, link) = (form.input(), form.mode == EditorMode::Link);
     let result = who
         .change_in(&state, &account_id, move |conn, access, actor| {
             if link {
@@ -307,10 +321,6 @@ pub async fn create_api_key(
                     Ok((access, Policy::list_active(conn)?))
                 })
                 .await?;
-            let form = KeyForm {
-                mode: if link { "link" } else { "create" }.to_owned(),
-                ..form
-            };
             render_new(
                 &state,
                 &who,

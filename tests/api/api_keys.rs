@@ -1,6 +1,7 @@
 //! The API Keys page: list, create, link existing, edit, delete, roles, staff, audit.
 
 use actix_web::http::StatusCode;
+use bms_keys::ids::ApiKeyId;
 use bms_keys::users::Role;
 
 use crate::both_backends;
@@ -187,6 +188,56 @@ both_backends! {
 
         let bobs = bob.get(&keys_url(&acc_b)).await;
         assert!(bobs.body.contains("Linked — source key deleted"));
+    }
+
+    async fn the_editor_mode_is_create_or_link_and_anything_else_is_refused(app) {
+        let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let link = browser.get(&format!("{}/new?mode=link", keys_url(&acc))).await;
+        assert!(link.body.contains("Link an existing API key") && link.body.contains(r#"name="mode" value="link""#));
+        let missing = browser.get(&format!("{}/new", keys_url(&acc))).await;
+        assert!(missing.body.contains("Create an API key") && missing.body.contains(r#"name="mode" value="create""#));
+        for mode in ["LINK", "delete", "link%00"] {
+            let res = browser.get(&format!("{}/new?mode={mode}", keys_url(&acc))).await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "GET mode={mode}");
+        }
+        let csrf = browser.csrf_token_of(&format!("{}/new", keys_url(&acc))).await;
+        for mode in ["Create", "rotate", ""] {
+            let res = browser
+                .post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("mode", mode), ("name", "Odd mode"), ("policy", "ads.read")])
+                .await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "POST mode={mode:?}");
+        }
+        let res = browser.post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("name", "No mode"), ("policy", "ads.read")]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "a form without mode creates");
+        let list = browser.get(&keys_url(&acc)).await;
+        assert!(list.body.contains("No mode") && !list.body.contains("Odd mode"));
+    }
+
+    async fn an_unknown_stored_kind_role_or_action_is_refused_or_an_error_never_a_default(app) {
+        use diesel::prelude::*;
+        let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let key = browser.create_key(&acc, "Odd", "", &["ads.read"]).await;
+        let mut conn = app.conn();
+        // Kind and role: the database itself refuses a value the code does not know.
+        for sql in [
+            format!("UPDATE api_keys SET kind = 'borrowed' WHERE id = '{key}'"),
+            format!("UPDATE memberships SET role = 'admin' WHERE account_id = '{acc}'"),
+        ] {
+            let err = diesel::sql_query(&sql).execute(&mut conn).expect_err(&sql);
+            assert!(format!("{err:?}").contains("CheckViolation"), "{sql}: {err:?}");
+        }
+        // Audit actions are open-ended text in the table: reading one the code does not know is an error.
+        diesel::sql_query(format!(
+            "INSERT INTO audit_events (account_id, actor_email, actor_is_staff, action, target, client_ip, details, occurred_at) \
+             SELECT account_id, actor_email, actor_is_staff, 'api_key.borrowed', target, client_ip, details, occurred_at \
+             FROM audit_events WHERE account_id = '{acc}' LIMIT 1"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        let err = bms_keys::audit::AuditEvent::list_for_account(&mut conn, &acc, 0, 10).expect_err("an unknown action");
+        assert!(err.to_string().contains(r#"unknown audit action "api_key.borrowed""#), "{err}");
+        let key = bms_keys::api_keys::find_in_account(&mut conn, &acc, &ApiKeyId::parse(&key).unwrap()).unwrap();
+        assert_eq!(key.kind, bms_keys::api_keys::Kind::Own);
     }
 
     async fn viewers_see_keys_but_cannot_change_them(app) {

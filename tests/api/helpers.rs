@@ -549,7 +549,7 @@ pub fn audit_actions(app: &TestApp, account_id: &str) -> Vec<(String, bool, Stri
         .expect("audit events");
     events
         .into_iter()
-        .map(|e| (e.action, e.actor_is_staff, e.details))
+        .map(|e| (e.action.to_string(), e.actor_is_staff, e.details))
         .collect()
 }
 

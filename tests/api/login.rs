@@ -196,7 +196,7 @@ both_backends! {
         for _ in 0..50 {
             let mut conn = app.conn();
             let (events, _) = AuditEvent::list_for_account(&mut conn, &account_id, 0, 50).expect("events");
-            actions = events.iter().map(|e| e.action.clone()).collect::<Vec<_>>();
+            actions = events.iter().map(|e| e.action.to_string()).collect::<Vec<_>>();
             if actions.contains(&"login.failed".to_owned()) {
                 break;
             }
