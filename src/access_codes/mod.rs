@@ -1,6 +1,6 @@
 //! Access codes: up to two per own API key, each valid for 365 days. Creating one makes a secret that
 //! is stored only as a digest and a sealed copy; owners can reveal or download it later (support staff
-//! with a recorded reason); codes are disabled before they can be deleted.
+//! with a recorded reason; `disclosure`); codes are disabled before they can be deleted.
 
 use diesel::prelude::*;
 use time::{Duration, PrimitiveDateTime};
@@ -15,6 +15,9 @@ use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_keys as api_keys_table};
 use crate::secrets::{self, KeyMaterial};
 
+mod disclosure;
+pub use disclosure::{Disclosure, MAX_REASON_LEN, MIN_REASON_LEN, RevealRequest, Revealed, reveal};
+
 /// Codes an API key may have at once; the database holds it (`UNIQUE(api_key_id, slot)`, slot 1 or 2).
 pub const MAX_PER_KEY: i64 = 2;
 /// How long a code is valid.
@@ -22,10 +25,6 @@ pub const VALIDITY: Duration = Duration::days(365);
 /// Codes expiring within this are flagged, so a second code is made in time.
 pub const EXPIRY_WARNING: Duration = Duration::days(30);
 pub const MAX_DESCRIPTION_LEN: usize = 200;
-pub const MAX_REASON_LEN: usize = 300;
-/// The shortest reason support staff may give: enough for a ticket number and a few words.
-pub const MIN_REASON_LEN: usize = 10;
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_codes)]
 pub struct AccessCode {
@@ -81,33 +80,6 @@ pub fn description_problem(description: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// Support staff must say why they reveal a secret; the reason goes into the audit log.
-fn check_staff_reason(access: &AccountAccess, reason: Option<&str>) -> Result<String, AppError> {
-    if !access.via_staff {
-        return Ok(String::new());
-    }
-    let reason = reason.unwrap_or("").trim();
-    if reason.is_empty() {
-        return Err(AppError::invalid(
-            "reason",
-            "Support staff must give a reason before viewing a secret; it is recorded in the audit log.",
-        ));
-    }
-    if reason.chars().count() < MIN_REASON_LEN {
-        return Err(AppError::invalid(
-            "reason",
-            "Give a reason of at least 10 characters, such as the ticket number and what the customer asked.",
-        ));
-    }
-    if reason.chars().count() > MAX_REASON_LEN || reason.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "reason",
-            "Use at most 300 characters, on one line.",
-        ));
-    }
-    Ok(reason.to_owned())
 }
 
 /// The own key with this id in this account; linked keys have no access codes.
@@ -250,78 +222,6 @@ pub fn create(
 
 fn or_none(text: &str) -> &str {
     if text.is_empty() { "(none)" } else { text }
-}
-
-/// What reveal and download show: the key, the code and its secret.
-pub struct Revealed {
-    pub key: ApiKey,
-    pub code: AccessCode,
-    pub secret: String,
-}
-
-/// How a secret is being disclosed, for the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disclosure {
-    /// Shown on the secret view (right after creation, or later from the code's row).
-    Viewed,
-    /// Downloaded as a `.txt` file.
-    Downloaded,
-}
-
-/// Which secret to disclose, how, and (support staff only) why.
-#[derive(Debug, Clone, Copy)]
-pub struct RevealRequest<'a> {
-    pub key_id: &'a ApiKeyId,
-    pub code_id: &'a AccessCodeId,
-    pub how: Disclosure,
-    pub reason: Option<&'a str>,
-}
-
-/// Opens a code's secret for an owner (or support staff giving a reason), recording it in the audit log.
-pub fn reveal(
-    conn: &mut DbConn,
-    access: &AccountAccess,
-    actor: &Actor,
-    keys: &KeyMaterial,
-    request: RevealRequest<'_>,
-) -> Result<Changed<Revealed>, AppError> {
-    if !access.can_manage() {
-        return Err(AppError::forbidden(
-            "Only owners of this account can see access code secrets.",
-        ));
-    }
-    let RevealRequest {
-        key_id,
-        code_id,
-        how,
-        reason,
-    } = request;
-    let reason = check_staff_reason(access, reason)?;
-    db::write_transaction(conn, |conn| {
-        let key = own_key(conn, access, key_id)?;
-        let code = find(conn, &key.id, code_id)?;
-        let secret = keys
-            .open(&code.sealed_secret, &code.id)
-            .map_err(AppError::internal)?;
-        let action = match how {
-            Disclosure::Viewed => AuditAction::AccessCodeSecretViewed,
-            Disclosure::Downloaded => AuditAction::AccessCodeDownloaded,
-        };
-        let details = if reason.is_empty() {
-            format!("key {}", key.id)
-        } else {
-            format!("key {}; reason: {reason}", key.id)
-        };
-        AuditEvent::record(
-            conn,
-            actor,
-            Some(&access.account.id),
-            action,
-            &code.id,
-            &details,
-        )?;
-        Ok(Changed::nothing_revoked(Revealed { key, code, secret }))
-    })
 }
 
 /// Changes a code's description.
