@@ -179,7 +179,7 @@ fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         if let Some(token) = app.state().setup.token() {
             // Printed, never logged: the access log redacts `token=` too.
             println!("First run: no user exists yet. Create the first owner and account at:");
-            println!("    {public_url}/setup?token={token}");
+            println!("    {public_url}{}?token={token}", crate::web::urls::SETUP);
             println!(
                 "(or run `bms-keys user add --email you@example.com --account \"Your company\"`)"
             );

@@ -12,6 +12,7 @@ use crate::web::layout::Layout;
 use crate::web::render::html_with_status;
 use crate::web::session::{self as websession, Flash, SignedIn};
 use crate::web::state::State;
+use crate::web::urls;
 
 #[derive(Template)]
 #[template(path = "account/password.html")]
@@ -103,7 +104,7 @@ pub async fn change_password(
     match result {
         Ok(token) => {
             let mut res = websession::see_other_with_flash(
-                "/",
+                urls::HOME,
                 &Flash::success("Password changed. Every other browser has been signed out."),
             );
             res.add_cookie(&websession::ConsoleCookie::Session.set(&state, token))
@@ -137,7 +138,7 @@ pub async fn sign_out_elsewhere(
         n => format!("Signed out of {n} other sessions."),
     };
     Ok(websession::see_other_with_flash(
-        "/account/password",
+        urls::PASSWORD,
         &Flash::success(message),
     ))
 }

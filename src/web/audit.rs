@@ -69,7 +69,8 @@ pub async fn list_audit_events(
             Ok((access, events, has_more))
         })
         .await?;
-    let url = |p: i64| format!("{}?page={p}", AccountUrls::new(&access.account.id).audit());
+    let urls = AccountUrls::new(&access.account.id);
+    let url = |p: i64| urls.audit_page(p);
     let events = events
         .into_iter()
         .map(|e| EventView {

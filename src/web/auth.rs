@@ -92,7 +92,7 @@ pub async fn show_login(
     state: State,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let next = query.next.as_deref().unwrap_or("/");
+    let next = query.next.as_deref().unwrap_or(urls::HOME);
     render_login(&req, &state, StatusCode::OK, "", next, None)
 }
 

@@ -121,7 +121,7 @@ impl ResponseError for AppError {
         if matches!(self, AppError::Unauthenticated) {
             // Browsers go to the sign-in page and come back afterwards.
             return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
+                .insert_header((header::LOCATION, crate::web::urls::LOGIN))
                 .finish();
         }
         let message = self.public_message();

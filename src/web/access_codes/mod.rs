@@ -59,7 +59,7 @@ impl CodeView {
             Status::Disabled => ("Disabled", "", String::new()),
             Status::Expired => ("Expired", "danger", String::new()),
         };
-        let base = urls.access_code(&code.api_key_id, &code.id);
+        let (key_id, code_id) = (code.api_key_id.as_str(), code.id.as_str());
         Self {
             id: code.id.clone(),
             description: code.description.clone(),
@@ -72,10 +72,10 @@ impl CodeView {
             created: display::date(&code.created_at),
             expires: display::date(&code.expires_at),
             last_used: display::datetime_or_never(&code.last_used_at),
-            secret_url: format!("{base}/secret"),
-            update_url: base.clone(),
-            enabled_url: format!("{base}/enabled"),
-            delete_url: format!("{base}/delete"),
+            secret_url: urls.access_code_secret(key_id, code_id),
+            update_url: urls.access_code(key_id, code_id),
+            enabled_url: urls.access_code_enabled(key_id, code_id),
+            delete_url: urls.delete_access_code(key_id, code_id),
         }
     }
 

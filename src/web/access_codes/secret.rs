@@ -122,7 +122,6 @@ async fn reveal_or_ask(
         .read_in(state, &account_id, |_, access| Ok(access))
         .await?;
     let urls = AccountUrls::new(&access.account.id);
-    let base = urls.access_code(&key_id, &code_id);
     let download = how == Disclosure::Downloaded;
     let page = ReasonPage {
         layout: Layout::account(
@@ -134,9 +133,9 @@ async fn reveal_or_ask(
             Flash::take(req),
         ),
         action_url: if download {
-            format!("{base}/download")
+            urls.access_code_download(&key_id, &code_id)
         } else {
-            format!("{base}/secret")
+            urls.access_code_secret(&key_id, &code_id)
         },
         cancel_url: urls.access_codes(&key_id),
         code_id: code_id.to_string(),
@@ -209,7 +208,7 @@ async fn secret_page(
     let details = api_keys::KeyDetails::default();
     let key = KeyView::new(&revealed.key, &details, &urls);
     let code = CodeView::new(&revealed.code, &urls);
-    let download_url = format!("{}/download", urls.access_code(&key.id, &code.id));
+    let download_url = urls.access_code_download(&key.id, &code.id);
     let qr_svg = qr_code_svg(&revealed.secret)?;
     html(&SecretPage {
         layout: Layout::account(

@@ -112,8 +112,8 @@ fn render_new(
             errors,
             policies,
             create_url: urls.api_keys(),
-            create_mode_url: urls.new_api_key(EditorMode::Create.as_str()),
-            link_mode_url: urls.new_api_key(EditorMode::Link.as_str()),
+            create_mode_url: urls.new_api_key(EditorMode::Create),
+            link_mode_url: urls.new_api_key(EditorMode::Link),
         },
     )
 }
