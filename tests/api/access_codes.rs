@@ -7,14 +7,7 @@ use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 
 use crate::both_backends;
 use crate::helpers::{Browser, PASSWORD, TestApp, audit_actions, secret_in};
-
-fn tab_url(account_id: &str, key_id: &str) -> String {
-    format!("/accounts/{account_id}/permissions/api-keys/{key_id}/access-codes")
-}
-
-fn code_url(account_id: &str, key_id: &str, code_id: &str) -> String {
-    format!("{}/{code_id}", tab_url(account_id, key_id))
-}
+use crate::paths;
 
 fn is_secret(s: &str) -> bool {
     s.len() == 50 && s.starts_with("bms_") && s[4..].bytes().all(|b| b.is_ascii_alphanumeric())
@@ -53,10 +46,10 @@ fn set_code(
 both_backends! {
     async fn creating_a_code_shows_its_secret_and_it_can_be_viewed_again(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("No access code yet") && tab.body.contains("Create access code"));
         let csrf = tab.csrf_token();
-        let res = browser.post_form(&tab_url(&acc, &key), &[("csrf_token", &csrf), ("description", "Zapier production")]).await;
+        let res = browser.post_form(&paths::codes(&acc, &key), &[("csrf_token", &csrf), ("description", "Zapier production")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         let secret_url = res.location().to_owned();
         assert!(secret_url.ends_with("/secret") && !secret_url.contains("bms_"), "no secret in the redirect");
@@ -72,7 +65,7 @@ both_backends! {
         assert!(page.body.contains("/download"), "download link");
         assert!(page.body.contains("Headers are safer than URLs"));
 
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Zapier production") && tab.body.contains(&format!("{}…", &secret[..8])));
         assert!(tab.body.contains("Active") && !tab.body.contains(&secret), "the list shows only a hint");
         let again = browser.get(&secret_url).await;
@@ -114,9 +107,9 @@ both_backends! {
         let (browser, acc, key) = owner_with_key(&app).await;
         browser.create_code(&acc, &key, "first").await;
         browser.create_code(&acc, &key, "second").await;
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("already has 2 access codes") && tab.body.contains("disabled>Create access code"));
-        let res = browser.post_form(&tab_url(&acc, &key), &[("csrf_token", &tab.csrf_token()), ("description", "third")]).await;
+        let res = browser.post_form(&paths::codes(&acc, &key), &[("csrf_token", &tab.csrf_token()), ("description", "third")]).await;
         assert_eq!(res.status, StatusCode::CONFLICT);
         assert!(res.body.contains("already has 2 access codes"));
         let count: i64 = app.with_conn(|c| bms_keys::schema::access_codes::table.count().get_result(c).unwrap());
@@ -125,11 +118,11 @@ both_backends! {
 
     async fn concurrent_creates_never_make_a_third_code(app) {
         let (browser, acc, _) = owner_with_key(&app).await;
-        let csrf = browser.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let csrf = browser.csrf_token_of(&paths::keys(&acc)).await;
         const ROUNDS: usize = 50;
         for round in 0..ROUNDS {
             let key = browser.create_key(&acc, &format!("Race {round}"), "", &[]).await;
-            let url = tab_url(&acc, &key);
+            let url = paths::codes(&acc, &key);
             let fields = [("csrf_token", csrf.as_str()), ("description", "race")];
             let requests = (0..64).map(|_| browser.post_form(&url, &fields));
             let results = futures_util::future::join_all(requests).await;
@@ -152,7 +145,7 @@ both_backends! {
     async fn the_download_is_a_text_file_with_everything_needed(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, secret) = browser.create_code(&acc, &key, "For Zapier").await;
-        let res = browser.get(&format!("{}/download", code_url(&acc, &key, &code_id))).await;
+        let res = browser.get(&paths::code_download(&acc, &key, &code_id)).await;
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(res.header("content-type"), Some("text/plain; charset=utf-8"));
         assert_eq!(res.header("cache-control"), Some("no-store"));
@@ -170,82 +163,80 @@ both_backends! {
     async fn the_description_can_be_edited_and_is_checked(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, _) = browser.create_code(&acc, &key, "old").await;
-        let csrf = browser.csrf_token_of(&tab_url(&acc, &key)).await;
-        let res = browser.post_form(&code_url(&acc, &key, &code_id), &[("csrf_token", &csrf), ("description", "new text")]).await;
+        let csrf = browser.csrf_token_of(&paths::codes(&acc, &key)).await;
+        let res = browser.post_form(&paths::code(&acc, &key, &code_id), &[("csrf_token", &csrf), ("description", "new text")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Description saved.") && tab.body.contains("new text"));
         assert!(audit_actions(&app, &acc)[0].2.contains("description: old → new text"));
         let long = "d".repeat(201);
-        let res = browser.post_form(&code_url(&acc, &key, &code_id), &[("csrf_token", &csrf), ("description", &long)]).await;
+        let res = browser.post_form(&paths::code(&acc, &key, &code_id), &[("csrf_token", &csrf), ("description", &long)]).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(res.body.contains("Use at most 200 characters.") && res.body.contains(&long));
-        let res = browser.post_form(&tab_url(&acc, &key), &[("csrf_token", &csrf), ("description", &long)]).await;
+        let res = browser.post_form(&paths::codes(&acc, &key), &[("csrf_token", &csrf), ("description", &long)]).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "on create too");
     }
 
     async fn a_code_is_disabled_before_it_can_be_deleted(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, _) = browser.create_code(&acc, &key, "to delete").await;
-        let url = code_url(&acc, &key, &code_id);
-        let csrf = browser.csrf_token_of(&tab_url(&acc, &key)).await;
+        let csrf = browser.csrf_token_of(&paths::codes(&acc, &key)).await;
 
-        let res = browser.post_form(&format!("{url}/delete"), &[("csrf_token", &csrf)]).await;
+        let res = browser.post_form(&paths::delete_code(&acc, &key, &code_id), &[("csrf_token", &csrf)]).await;
         assert_eq!(res.status, StatusCode::CONFLICT);
         assert!(res.body.contains("Disable this access code before deleting it."));
-        assert_eq!(browser.get(&format!("{url}/delete")).await.status, StatusCode::CONFLICT);
+        assert_eq!(browser.get(&paths::delete_code(&acc, &key, &code_id)).await.status, StatusCode::CONFLICT);
 
-        let res = browser.post_form(&format!("{url}/enabled"), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+        let res = browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "false")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Access code disabled") && tab.body.contains("aria-checked=\"false\""));
         assert_eq!(audit_actions(&app, &acc)[0].0, "access_code.disabled");
 
-        let confirm = browser.get(&format!("{url}/delete")).await;
+        let confirm = browser.get(&paths::delete_code(&acc, &key, &code_id)).await;
         assert_eq!(confirm.status, StatusCode::OK);
         assert!(confirm.body.contains("This cannot be undone.") && confirm.body.contains("stops working"));
-        let res = browser.post_form(&format!("{url}/delete"), &[("csrf_token", &csrf)]).await;
+        let res = browser.post_form(&paths::delete_code(&acc, &key, &code_id), &[("csrf_token", &csrf)]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Access code deleted.") && tab.body.contains("No access code yet"));
         assert_eq!(audit_actions(&app, &acc)[0].0, "access_code.deleted");
-        assert_eq!(browser.get(&format!("{url}/secret")).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(browser.get(&paths::code_secret(&acc, &key, &code_id)).await.status, StatusCode::NOT_FOUND);
     }
 
     async fn codes_can_be_enabled_again_unless_expired(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, _) = browser.create_code(&acc, &key, "").await;
-        let url = code_url(&acc, &key, &code_id);
-        let csrf = browser.csrf_token_of(&tab_url(&acc, &key)).await;
-        browser.post_form(&format!("{url}/enabled"), &[("csrf_token", &csrf), ("enabled", "false")]).await;
-        let res = browser.post_form(&format!("{url}/enabled"), &[("csrf_token", &csrf), ("enabled", "true")]).await;
+        let csrf = browser.csrf_token_of(&paths::codes(&acc, &key)).await;
+        browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+        let res = browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "true")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         assert_eq!(audit_actions(&app, &acc)[0].0, "access_code.enabled");
-        let res = browser.post_form(&format!("{url}/enabled"), &[("csrf_token", &csrf), ("enabled", "maybe")]).await;
+        let res = browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "maybe")]).await;
         assert_eq!(res.status, StatusCode::BAD_REQUEST);
 
         set_code(&app, &code_id, Some(false), Some(-time::Duration::days(1)));
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains(">Expired<"));
-        let res = browser.post_form(&format!("{url}/enabled"), &[("csrf_token", &csrf), ("enabled", "true")]).await;
+        let res = browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "true")]).await;
         assert_eq!(res.status, StatusCode::CONFLICT);
         assert!(res.body.contains("expired and cannot be enabled again"));
         // An expired code can be deleted even if it was never switched off.
         set_code(&app, &code_id, Some(true), None);
-        let res = browser.post_form(&format!("{url}/delete"), &[("csrf_token", &csrf)]).await;
+        let res = browser.post_form(&paths::delete_code(&acc, &key, &code_id), &[("csrf_token", &csrf)]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
     }
 
     async fn codes_expiring_soon_are_flagged_with_advice(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, _) = browser.create_code(&acc, &key, "").await;
-        let list = browser.get(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(!list.body.contains("Access codes expire soon"));
         set_code(&app, &code_id, None, Some(time::Duration::days(10) + time::Duration::hours(1)));
-        let list = browser.get(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains("Access codes expire soon") && list.body.contains("a code expires in 10 days"));
         assert!(list.body.contains("expires in 10 d"), "badge in the row");
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Expiring soon") && tab.body.contains("expires in 10 days"));
         assert!(tab.body.contains("Create the second code now"));
     }
@@ -256,18 +247,18 @@ both_backends! {
         app.add_user("vic@example.com", PASSWORD, "Shop", Role::Viewer, false);
         let viewer = app.browser();
         viewer.log_in("vic@example.com", PASSWORD).await;
-        let tab = viewer.get(&tab_url(&acc, &key)).await;
+        let tab = viewer.get(&paths::codes(&acc, &key)).await;
         assert_eq!(tab.status, StatusCode::OK);
         assert!(!tab.body.contains("Create access code") && !tab.body.contains("View secret") && !tab.body.contains(&secret));
-        let url = code_url(&acc, &key, &code_id);
-        assert_eq!(viewer.get(&format!("{url}/secret")).await.status, StatusCode::FORBIDDEN);
-        assert_eq!(viewer.get(&format!("{url}/download")).await.status, StatusCode::FORBIDDEN);
+        let url = paths::code(&acc, &key, &code_id);
+        assert_eq!(viewer.get(&paths::code_secret(&acc, &key, &code_id)).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(viewer.get(&paths::code_download(&acc, &key, &code_id)).await.status, StatusCode::FORBIDDEN);
         let csrf = tab.csrf_token();
         for (path, fields) in [
-            (tab_url(&acc, &key), vec![("description", "x")]),
+            (paths::codes(&acc, &key), vec![("description", "x")]),
             (url.clone(), vec![("description", "x")]),
-            (format!("{url}/enabled"), vec![("enabled", "false")]),
-            (format!("{url}/delete"), vec![]),
+            (paths::code_enabled(&acc, &key, &code_id), vec![("enabled", "false")]),
+            (paths::delete_code(&acc, &key, &code_id), vec![]),
         ] {
             let mut fields = fields;
             fields.push(("csrf_token", &csrf));
@@ -282,8 +273,8 @@ both_backends! {
         app.add_user("sam@bms.example", PASSWORD, "BMS Support", Role::Owner, true);
         let staff = app.browser();
         staff.log_in("sam@bms.example", PASSWORD).await;
-        let url = code_url(&acc, &key, &code_id);
-        let ask = staff.get(&format!("{url}/secret")).await;
+        let url = paths::code(&acc, &key, &code_id);
+        let ask = staff.get(&paths::code_secret(&acc, &key, &code_id)).await;
         assert_eq!(ask.status, StatusCode::OK);
         assert!(ask.body.contains("Reason required") && !ask.body.contains(&secret));
         let csrf = ask.csrf_token();
@@ -299,27 +290,27 @@ both_backends! {
                 staff.post_form(&path, &fields).await
             }
         };
-        let blank = post(format!("{url}/secret"), reason(" ")).await;
+        let blank = post(paths::code_secret(&acc, &key, &code_id), reason(" ")).await;
         assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(blank.body.contains("Support staff must give a reason") && !blank.body.contains(&secret));
-        let short = post(format!("{url}/secret"), reason("ticket 4")).await;
+        let short = post(paths::code_secret(&acc, &key, &code_id), reason("ticket 4")).await;
         assert!(short.body.contains("at least 10 characters") && !short.body.contains(&secret));
         assert!(short.body.contains(r#"value="ticket 4""#), "the form keeps what was typed");
-        let forged = post(format!("{url}/secret"), vec![("csrf_token", "forged".into()), ("reason", "Ticket 42: lost secret".into())]).await;
+        let forged = post(paths::code_secret(&acc, &key, &code_id), vec![("csrf_token", "forged".into()), ("reason", "Ticket 42: lost secret".into())]).await;
         assert_eq!(forged.status, StatusCode::FORBIDDEN);
         assert!(!forged.body.contains(&secret));
         assert!(audit_actions(&app, &acc).iter().all(|(a, staff, _)| !(*staff && a == "access_code.secret_viewed")), "nothing revealed to staff yet");
 
-        let shown = post(format!("{url}/secret"), reason("Ticket 42: lost secret")).await;
+        let shown = post(paths::code_secret(&acc, &key, &code_id), reason("Ticket 42: lost secret")).await;
         assert_eq!(secret_in(&shown.body), secret);
         assert!(!shown.body.contains("?reason="), "the download repeats the reason in a form, not a URL");
         let (action, is_staff, details) = audit_actions(&app, &acc)[0].clone();
         assert_eq!(action, "access_code.secret_viewed");
         assert!(is_staff && details.contains("reason: Ticket 42: lost secret"), "{details}");
-        let file = post(format!("{url}/download"), reason("Ticket 42: lost secret")).await;
+        let file = post(paths::code_download(&acc, &key, &code_id), reason("Ticket 42: lost secret")).await;
         assert!(file.body.contains(&secret));
         assert_eq!(audit_actions(&app, &acc)[0].0, "access_code.downloaded");
-        assert!(staff.get(&format!("{url}/download")).await.body.contains("Reason required"));
+        assert!(staff.get(&paths::code_download(&acc, &key, &code_id)).await.body.contains("Reason required"));
         assert!(!staff.get(&format!("{url}/download?reason=Ticket+42%3A+lost+secret")).await.body.contains(&secret));
     }
 
@@ -328,10 +319,10 @@ both_backends! {
         let source = alice.create_key(&acc_a, "Source", "", &[]).await;
         let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
         let link = bob.link_key(&acc_b, &source, "L", &["ads.read"]).await.location().rsplit('/').next().unwrap().to_owned();
-        let tab = bob.get(&tab_url(&acc_b, &link)).await;
+        let tab = bob.get(&paths::codes(&acc_b, &link)).await;
         assert_eq!(tab.status, StatusCode::SEE_OTHER);
-        let csrf = bob.csrf_token_of(&format!("/accounts/{acc_b}/permissions/api-keys")).await;
-        let res = bob.post_form(&tab_url(&acc_b, &link), &[("csrf_token", &csrf), ("description", "x")]).await;
+        let csrf = bob.csrf_token_of(&paths::keys(&acc_b)).await;
+        let res = bob.post_form(&paths::codes(&acc_b, &link), &[("csrf_token", &csrf), ("description", "x")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         let count: i64 = app.with_conn(|c| bms_keys::schema::access_codes::table.count().get_result(c).unwrap());
         assert_eq!(count, 0);
@@ -342,39 +333,38 @@ both_backends! {
         let (code_a, secret) = alice.create_code(&acc_a, &key_a, "").await;
         let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
         let key_b = bob.create_key(&acc_b, "Bob's", "", &[]).await;
-        let csrf = bob.csrf_token_of(&tab_url(&acc_b, &key_b)).await;
+        let csrf = bob.csrf_token_of(&paths::codes(&acc_b, &key_b)).await;
         for (acc, key) in [(&acc_a, &key_a), (&acc_b, &key_b), (&acc_b, &key_a)] {
-            let url = code_url(acc, key, &code_a);
-            for get in [tab_url(acc, key), format!("{url}/secret"), format!("{url}/download"), format!("{url}/delete")] {
-                if acc == &acc_b && key == &key_b && get == tab_url(acc, key) {
+            let url = paths::code(acc, key, &code_a);
+            for get in [paths::codes(acc, key), paths::code_secret(acc, key, &code_a), paths::code_download(acc, key, &code_a), paths::delete_code(acc, key, &code_a)] {
+                if acc == &acc_b && key == &key_b && get == paths::codes(acc, key) {
                     continue; // Bob's own tab
                 }
                 let res = bob.get(&get).await;
                 assert_eq!(res.status, StatusCode::NOT_FOUND, "{get}");
                 assert!(!res.body.contains(&secret));
             }
-            for post in [url.clone(), format!("{url}/enabled"), format!("{url}/delete")] {
+            for post in [url.clone(), paths::code_enabled(acc, key, &code_a), paths::delete_code(acc, key, &code_a)] {
                 let res = bob.post_form(&post, &[("csrf_token", &csrf), ("enabled", "false"), ("description", "x")]).await;
                 assert_eq!(res.status, StatusCode::NOT_FOUND, "{post}");
             }
         }
-        let url = code_url(&acc_a, &key_a, &code_a);
-        assert!(alice.get(&format!("{url}/secret")).await.body.contains(&secret), "still there, unchanged");
+        assert!(alice.get(&paths::code_secret(&acc_a, &key_a, &code_a)).await.body.contains(&secret), "still there, unchanged");
     }
 
     async fn code_changes_without_the_csrf_token_are_refused(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         let (code_id, _) = browser.create_code(&acc, &key, "keep").await;
-        let url = code_url(&acc, &key, &code_id);
+        let url = paths::code(&acc, &key, &code_id);
         for (path, fields) in [
-            (tab_url(&acc, &key), vec![("description", "x")]),
+            (paths::codes(&acc, &key), vec![("description", "x")]),
             (url.clone(), vec![("description", "changed")]),
-            (format!("{url}/enabled"), vec![("enabled", "false")]),
-            (format!("{url}/delete"), vec![]),
+            (paths::code_enabled(&acc, &key, &code_id), vec![("enabled", "false")]),
+            (paths::delete_code(&acc, &key, &code_id), vec![]),
         ] {
             assert_eq!(browser.post_form(&path, &fields).await.status, StatusCode::FORBIDDEN, "{path}");
         }
-        let tab = browser.get(&tab_url(&acc, &key)).await;
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("keep") && tab.body.contains("aria-checked=\"true\""));
     }
 

@@ -6,28 +6,25 @@ use bms_keys::users::Role;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, audit_actions, escaped};
-
-fn keys_url(account_id: &str) -> String {
-    format!("/accounts/{account_id}/permissions/api-keys")
-}
+use crate::paths;
 
 both_backends! {
     async fn an_owner_creates_a_key_with_tags_and_policies(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let csrf = browser.csrf_token_of(&format!("{}/new?mode=create", keys_url(&acc))).await;
+        let csrf = browser.csrf_token_of(&paths::new_key(&acc, "create")).await;
         let res = browser
-            .post_form(&keys_url(&acc), &[
+            .post_form(&paths::keys(&acc), &[
                 ("csrf_token", &csrf), ("mode", "create"), ("name", "Zapier ads"),
                 ("tags", " Zapier, prod ,zapier"), ("policy", "ads.read"), ("policy", "drive-files.read"),
             ])
             .await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
         let key_url = res.location().to_owned();
-        assert!(key_url.starts_with(&format!("{}/key_", keys_url(&acc))));
+        assert!(key_url.starts_with(&format!("{}/key_", paths::keys(&acc))));
         let page = browser.get(&key_url).await;
         assert!(page.body.contains("API key &#34;Zapier ads&#34; created."), "flash");
         assert!(page.body.contains("value=\"prod, zapier\""), "tags normalised, shown sorted");
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains(">Zapier ads</a>"));
         assert!(list.body.contains("<span class=\"tag\">prod</span><span class=\"tag\">zapier</span>"));
         assert!(list.body.contains("ads.read") && list.body.contains("drive-files.read"));
@@ -40,13 +37,13 @@ both_backends! {
     async fn a_key_without_policies_is_allowed_and_says_it_grants_nothing(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let key = browser.create_key(&acc, "Later", "", &[]).await;
-        let page = browser.get(&format!("{}/{key}", keys_url(&acc))).await;
+        let page = browser.get(&paths::key(&acc, &key)).await;
         assert!(page.body.contains("grants access to nothing yet"));
     }
 
     async fn an_invalid_key_form_comes_back_with_messages_and_input(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let csrf = browser.csrf_token_of(&format!("{}/new?mode=create", keys_url(&acc))).await;
+        let csrf = browser.csrf_token_of(&paths::new_key(&acc, "create")).await;
         let long = "n".repeat(101);
         for (name, tags, policy, message) in [
             ("", "ok", "ads.read", "Enter a name for the API key."),
@@ -55,24 +52,24 @@ both_backends! {
             ("Fine", "", "no.such.policy", "One of the selected policies does not exist."),
         ] {
             let res = browser
-                .post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", name), ("tags", tags), ("policy", policy)])
+                .post_form(&paths::keys(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", name), ("tags", tags), ("policy", policy)])
                 .await;
             assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{message}");
             assert!(res.body.contains(message), "missing {message:?}");
             assert!(res.body.contains(&format!("value=\"{}\"", escaped(tags))), "tags kept");
         }
         let res = browser
-            .post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", "<script>alert(1)</script>"), ("tags", "bad tag")])
+            .post_form(&paths::keys(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", "<script>alert(1)</script>"), ("tags", "bad tag")])
             .await;
         assert!(res.body.contains(&escaped("<script>alert(1)</script>")) && !res.body.contains("<script>alert(1)"));
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains("No API keys yet"), "nothing was created");
     }
 
     async fn a_key_named_like_html_is_shown_as_text(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         browser.create_key(&acc, "<script>alert('x')</script>", "", &[]).await;
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains(&escaped("<script>alert('x')</script>")));
         assert!(!list.body.contains("<script>alert"));
     }
@@ -92,7 +89,7 @@ both_backends! {
         let link_page = bob.get(res.location()).await;
         assert!(link_page.body.contains("This is a linked API key."));
         assert!(link_page.body.contains("tab-disabled"), "the Access Codes tab is disabled");
-        let list = bob.get(&keys_url(&acc_b)).await;
+        let list = bob.get(&paths::keys(&acc_b)).await;
         assert!(list.body.contains("Linked from Alpha"));
         assert!(audit_actions(&app, &acc_b)[0].0 == "api_key.linked");
 
@@ -100,7 +97,7 @@ both_backends! {
         let other = alice.create_key(&acc_a, "Second", "", &[]).await;
         let res = bob.link_key(&acc_b, &other, "", &["ads.read"]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        assert!(bob.get(&keys_url(&acc_b)).await.body.contains(&format!(">{other}</a>")));
+        assert!(bob.get(&paths::keys(&acc_b)).await.body.contains(&format!(">{other}</a>")));
     }
 
     async fn linking_refuses_bad_ids_with_messages_that_reveal_nothing(app) {
@@ -135,7 +132,7 @@ both_backends! {
     async fn an_owner_edits_name_tags_and_policies(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let key = browser.create_key(&acc, "Reports", "old", &["metrics.read"]).await;
-        let url = format!("{}/{key}", keys_url(&acc));
+        let url = paths::key(&acc, &key);
         let csrf = browser.csrf_token_of(&url).await;
         let res = browser
             .post_form(&url, &[("csrf_token", &csrf), ("name", "Reports v2"), ("tags", "new, Team:BI"), ("policy", "ads.read"), ("policy", "metrics.read")])
@@ -173,43 +170,43 @@ both_backends! {
         let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
         assert_eq!(bob.link_key(&acc_b, &source, "Mine", &["ads.read"]).await.status, StatusCode::SEE_OTHER);
 
-        let delete_url = format!("{}/{source}/delete", keys_url(&acc_a));
+        let delete_url = paths::delete_key(&acc_a, &source);
         let confirm = alice.get(&delete_url).await;
         assert_eq!(confirm.status, StatusCode::OK);
         assert!(confirm.body.contains("This cannot be undone.") && confirm.body.contains("stops working"));
         let res = alice.post_form(&delete_url, &[("csrf_token", &confirm.csrf_token())]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        assert_eq!(res.location(), keys_url(&acc_a));
-        let list = alice.get(&keys_url(&acc_a)).await;
+        assert_eq!(res.location(), paths::keys(&acc_a));
+        let list = alice.get(&paths::keys(&acc_a)).await;
         assert!(list.body.contains("API key &#34;Going away&#34; deleted."));
         assert!(list.body.contains("No API keys yet"));
-        assert_eq!(alice.get(&format!("{}/{source}", keys_url(&acc_a))).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(alice.get(&paths::key(&acc_a, &source)).await.status, StatusCode::NOT_FOUND);
         assert_eq!(audit_actions(&app, &acc_a)[0].0, "api_key.deleted");
 
-        let bobs = bob.get(&keys_url(&acc_b)).await;
+        let bobs = bob.get(&paths::keys(&acc_b)).await;
         assert!(bobs.body.contains("Linked — source key deleted"));
     }
 
     async fn the_editor_mode_is_create_or_link_and_anything_else_is_refused(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let link = browser.get(&format!("{}/new?mode=link", keys_url(&acc))).await;
+        let link = browser.get(&paths::new_key(&acc, "link")).await;
         assert!(link.body.contains("Link an existing API key") && link.body.contains(r#"name="mode" value="link""#));
-        let missing = browser.get(&format!("{}/new", keys_url(&acc))).await;
+        let missing = browser.get(&paths::editor(&acc)).await;
         assert!(missing.body.contains("Create an API key") && missing.body.contains(r#"name="mode" value="create""#));
         for mode in ["LINK", "delete", "link%00"] {
-            let res = browser.get(&format!("{}/new?mode={mode}", keys_url(&acc))).await;
+            let res = browser.get(&paths::new_key(&acc, mode)).await;
             assert_eq!(res.status, StatusCode::BAD_REQUEST, "GET mode={mode}");
         }
-        let csrf = browser.csrf_token_of(&format!("{}/new", keys_url(&acc))).await;
+        let csrf = browser.csrf_token_of(&paths::editor(&acc)).await;
         for mode in ["Create", "rotate", ""] {
             let res = browser
-                .post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("mode", mode), ("name", "Odd mode"), ("policy", "ads.read")])
+                .post_form(&paths::keys(&acc), &[("csrf_token", &csrf), ("mode", mode), ("name", "Odd mode"), ("policy", "ads.read")])
                 .await;
             assert_eq!(res.status, StatusCode::BAD_REQUEST, "POST mode={mode:?}");
         }
-        let res = browser.post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("name", "No mode"), ("policy", "ads.read")]).await;
+        let res = browser.post_form(&paths::keys(&acc), &[("csrf_token", &csrf), ("name", "No mode"), ("policy", "ads.read")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "a form without mode creates");
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains("No mode") && !list.body.contains("Odd mode"));
     }
 
@@ -246,23 +243,23 @@ both_backends! {
         app.add_user("vic@example.com", PASSWORD, "Shop", Role::Viewer, false);
         let viewer = app.browser();
         viewer.log_in("vic@example.com", PASSWORD).await;
-        let list = viewer.get(&keys_url(&acc)).await;
+        let list = viewer.get(&paths::keys(&acc)).await;
         assert_eq!(list.status, StatusCode::OK);
         assert!(list.body.contains("Existing"));
         assert!(!list.body.contains("Create API key") && !list.body.contains(">Delete<") && !list.body.contains(">Edit<"));
-        let page = viewer.get(&format!("{}/{key}", keys_url(&acc))).await;
+        let page = viewer.get(&paths::key(&acc, &key)).await;
         assert!(!page.body.contains("Save changes") && page.body.contains("only owners can change API keys"));
-        assert_eq!(viewer.get(&format!("{}/new?mode=create", keys_url(&acc))).await.status, StatusCode::FORBIDDEN);
-        assert_eq!(viewer.get(&format!("{}/{key}/delete", keys_url(&acc))).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(viewer.get(&paths::new_key(&acc, "create")).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(viewer.get(&paths::delete_key(&acc, &key)).await.status, StatusCode::FORBIDDEN);
 
-        let csrf = viewer.csrf_token_of(&keys_url(&acc)).await;
-        let create = viewer.post_form(&keys_url(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", "Sneaky")]).await;
-        let update = viewer.post_form(&format!("{}/{key}", keys_url(&acc)), &[("csrf_token", &csrf), ("name", "Renamed")]).await;
-        let delete = viewer.post_form(&format!("{}/{key}/delete", keys_url(&acc)), &[("csrf_token", &csrf)]).await;
+        let csrf = viewer.csrf_token_of(&paths::keys(&acc)).await;
+        let create = viewer.post_form(&paths::keys(&acc), &[("csrf_token", &csrf), ("mode", "create"), ("name", "Sneaky")]).await;
+        let update = viewer.post_form(&paths::key(&acc, &key), &[("csrf_token", &csrf), ("name", "Renamed")]).await;
+        let delete = viewer.post_form(&paths::delete_key(&acc, &key), &[("csrf_token", &csrf)]).await;
         for res in [create, update, delete] {
             assert_eq!(res.status, StatusCode::FORBIDDEN);
         }
-        let list = owner.get(&keys_url(&acc)).await;
+        let list = owner.get(&paths::keys(&acc)).await;
         assert!(list.body.contains("Existing") && !list.body.contains("Sneaky") && !list.body.contains("Renamed"));
     }
 
@@ -272,9 +269,9 @@ both_backends! {
         let staff = app.browser();
         staff.log_in("sam@bms.example", PASSWORD).await;
         let key = staff.create_key(&acc, "Made by support", "", &[]).await;
-        let page = staff.get(&format!("{}/{key}", keys_url(&acc))).await;
+        let page = staff.get(&paths::key(&acc, &key)).await;
         assert!(page.body.contains("Support staff view of <strong>Customer</strong>"));
-        let audit = staff.get(&format!("/accounts/{acc}/audit")).await;
+        let audit = staff.get(&paths::audit(&acc)).await;
         assert!(audit.body.contains("sam@bms.example <span class=\"badge warning\">staff</span>"));
         let (action, is_staff, _) = audit_actions(&app, &acc)[0].clone();
         assert_eq!(action, "api_key.created");
@@ -285,30 +282,30 @@ both_backends! {
         let (alice, acc_a) = app.signed_in_owner("alice@example.com", "Alpha").await;
         let key_a = alice.create_key(&acc_a, "Alpha's", "", &[]).await;
         let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
-        let csrf = bob.csrf_token_of(&keys_url(&acc_b)).await;
+        let csrf = bob.csrf_token_of(&paths::keys(&acc_b)).await;
         // Through Alpha's URLs, and through Bob's own account URL with Alpha's key id.
-        for base in [keys_url(&acc_a), keys_url(&acc_b)] {
-            for path in [format!("{base}/{key_a}"), format!("{base}/{key_a}/delete")] {
+        for acc in [&acc_a, &acc_b] {
+            for path in [paths::key(acc, &key_a), paths::delete_key(acc, &key_a)] {
                 assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
                 assert_eq!(bob.post_form(&path, &[("csrf_token", &csrf), ("name", "x")]).await.status, StatusCode::NOT_FOUND, "{path}");
             }
         }
-        for path in [keys_url(&acc_a), format!("{}/new?mode=create", keys_url(&acc_a)), format!("/accounts/{acc_a}/audit")] {
+        for path in [paths::keys(&acc_a), paths::new_key(&acc_a, "create"), paths::audit(&acc_a)] {
             assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
         }
-        let res = bob.post_form(&keys_url(&acc_a), &[("csrf_token", &csrf), ("mode", "create"), ("name", "x")]).await;
+        let res = bob.post_form(&paths::keys(&acc_a), &[("csrf_token", &csrf), ("mode", "create"), ("name", "x")]).await;
         assert_eq!(res.status, StatusCode::NOT_FOUND);
-        assert!(alice.get(&format!("{}/{key_a}", keys_url(&acc_a))).await.body.contains("Alpha&#39;s"));
+        assert!(alice.get(&paths::key(&acc_a, &key_a)).await.body.contains("Alpha&#39;s"));
     }
 
     async fn key_changes_without_the_csrf_token_are_refused(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let key = browser.create_key(&acc, "Keep", "", &[]).await;
-        let key_url = format!("{}/{key}", keys_url(&acc));
+        let key_url = paths::key(&acc, &key);
         for (path, fields) in [
-            (keys_url(&acc), vec![("mode", "create"), ("name", "New")]),
+            (paths::keys(&acc), vec![("mode", "create"), ("name", "New")]),
             (key_url.clone(), vec![("name", "Changed")]),
-            (format!("{key_url}/delete"), vec![]),
+            (paths::delete_key(&acc, &key), vec![]),
         ] {
             let res = browser.post_form(&path, &fields).await;
             assert_eq!(res.status, StatusCode::FORBIDDEN, "{path}");
@@ -316,7 +313,7 @@ both_backends! {
             forged.push(("csrf_token", "forged"));
             assert_eq!(browser.post_form(&path, &forged).await.status, StatusCode::FORBIDDEN, "{path}");
         }
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains(">Keep</a>") && !list.body.contains(">New</a>"));
     }
 
@@ -327,32 +324,32 @@ both_backends! {
             let tag = if i % 3 == 0 { "even3" } else { "other" };
             ids.push(browser.create_key(&acc, &format!("Key {i:02}"), tag, &[]).await);
         }
-        let first = browser.get(&keys_url(&acc)).await;
+        let first = browser.get(&paths::keys(&acc)).await;
         assert!(first.body.contains("27 keys"));
         assert!(first.body.contains(">Key 26</a>") && !first.body.contains(">Key 01</a>"), "newest first, 25 per page");
         assert!(first.body.contains("rel=\"next\""));
-        let second = browser.get(&format!("{}?page=2", keys_url(&acc))).await;
+        let second = browser.get(&format!("{}?page=2", paths::keys(&acc))).await;
         assert!(second.body.contains(">Key 01</a>") && second.body.contains(">Key 00</a>") && !second.body.contains(">Key 26</a>"));
         for weird in ["999999999999", "-5", "abc", "0"] {
-            let res = browser.get(&format!("{}?page={weird}", keys_url(&acc))).await;
+            let res = browser.get(&format!("{}?page={weird}", paths::keys(&acc))).await;
             assert_eq!(res.status, StatusCode::OK, "page={weird}");
         }
-        let search = browser.get(&format!("{}?q=key%2012", keys_url(&acc))).await;
+        let search = browser.get(&format!("{}?q=key%2012", paths::keys(&acc))).await;
         assert!(search.body.contains(">Key 12</a>") && search.body.contains("1 key<"));
-        let by_id = browser.get(&format!("{}?q={}", keys_url(&acc), ids[5])).await;
+        let by_id = browser.get(&format!("{}?q={}", paths::keys(&acc), ids[5])).await;
         assert!(by_id.body.contains(">Key 05</a>") && by_id.body.contains("1 key<"));
-        let tagged = browser.get(&format!("{}?tag=even3", keys_url(&acc))).await;
+        let tagged = browser.get(&format!("{}?tag=even3", paths::keys(&acc))).await;
         assert!(tagged.body.contains("9 keys"));
-        let none = browser.get(&format!("{}?q=%25_%5C", keys_url(&acc))).await;
+        let none = browser.get(&format!("{}?q=%25_%5C", paths::keys(&acc))).await;
         assert!(none.body.contains("No API key matches"), "LIKE wildcards are literal");
     }
 
     async fn the_audit_log_lists_changes_newest_first(app) {
         let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let key = browser.create_key(&acc, "First", "", &[]).await;
-        let csrf = browser.csrf_token_of(&keys_url(&acc)).await;
-        browser.post_form(&format!("{}/{key}/delete", keys_url(&acc)), &[("csrf_token", &csrf)]).await;
-        let page = browser.get(&format!("/accounts/{acc}/audit")).await;
+        let csrf = browser.csrf_token_of(&paths::keys(&acc)).await;
+        browser.post_form(&paths::delete_key(&acc, &key), &[("csrf_token", &csrf)]).await;
+        let page = browser.get(&paths::audit(&acc)).await;
         assert_eq!(page.status, StatusCode::OK);
         let deleted = page.body.find("api_key.deleted").expect("deleted event");
         let created = page.body.find("api_key.created").expect("created event");
@@ -362,7 +359,7 @@ both_backends! {
     }
 
     async fn the_api_catalogue_lists_every_api_and_the_policies_granting_it(app) {
-        let page = app.browser().get("/docs/apis").await;
+        let page = app.browser().get(paths::API_DOCS).await;
         assert_eq!(page.status, StatusCode::OK);
         for text in ["/api/v1/accounts/{account}/ads", "/api/v1/accounts/{account}/metrics", "/api/v1/accounts/{account}/drive-files", "ads.write", "full-access"] {
             assert!(page.body.contains(&escaped(text)), "{text}");
@@ -375,9 +372,9 @@ both_backends! {
         let smaller = bms_keys::policies::EMBEDDED_CATALOGUE.replace("name = \"ads.read\"", "name = \"ads.read-v2\"");
         let catalogue = bms_keys::policies::Catalogue::parse(&smaller).unwrap();
         catalogue.sync(&mut app.conn()).unwrap();
-        let list = browser.get(&keys_url(&acc)).await;
+        let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains("ads.read (retired)"), "{}", list.body);
-        let editor = browser.get(&format!("{}/new?mode=create", keys_url(&acc))).await;
+        let editor = browser.get(&paths::new_key(&acc, "create")).await;
         assert!(editor.body.contains("value=\"ads.read-v2\"") && !editor.body.contains("value=\"ads.read\""));
     }
 }

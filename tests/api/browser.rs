@@ -14,6 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::helpers::{Backend, Browser, PASSWORD, TestApp, free_port, key_with_code};
+use crate::paths;
 
 /// A Chromium session with its chromedriver, closed (and killed) when the test ends.
 struct Session {
@@ -172,7 +173,7 @@ impl Session {
     }
 
     async fn sign_in(&self, email: &str) {
-        self.goto("/login").await;
+        self.goto(paths::LOGIN).await;
         self.type_into("#email", email).await;
         self.type_into("#password", PASSWORD).await;
         self.click("form button[type=submit]").await;
@@ -224,7 +225,7 @@ async fn the_user_guide_journey_in_chromium() {
     );
     let mut s = Session::start(&app, "journey", true).await;
 
-    s.goto("/login").await;
+    s.goto(paths::LOGIN).await;
     s.shot("sign-in").await;
     s.sign_in(OLIVIA).await;
     s.shot("api-keys-empty").await;
@@ -374,13 +375,13 @@ async fn the_user_guide_journey_in_chromium() {
     s.click("form.editor button[type=submit]").await;
     s.wait_text("linked. Its creator").await;
     s.shot("key-linked").await;
-    s.goto(&format!("/accounts/{partner}/audit")).await;
+    s.goto(&paths::audit(&partner)).await;
     s.wait_text("api_key.linked").await;
     s.shot("audit-partner").await;
 
     s.sign_out().await;
     s.sign_in(OLIVIA).await;
-    s.goto(&format!("/accounts/{acme}/audit")).await;
+    s.goto(&paths::audit(&acme)).await;
     let audit = s.wait_text("access_code.deleted").await;
     for action in [
         "api_key.created",
@@ -394,8 +395,7 @@ async fn the_user_guide_journey_in_chromium() {
     }
     s.shot("audit-owner").await;
     // The same list on a phone and on a wide screen.
-    s.goto(&format!("/accounts/{acme}/permissions/api-keys"))
-        .await;
+    s.goto(&paths::keys(&acme)).await;
     for (width, height, name) in [(375, 812, "api-keys-375px"), (1440, 900, "api-keys-1440px")] {
         s.client.set_window_size(width, height).await.unwrap();
         s.wait_text("Zapier").await;
@@ -451,19 +451,21 @@ async fn viewers_and_support_staff_in_chromium() {
         .await;
     s.wait_text("Signed out of 1 other session.").await;
     s.shot("signed-out-elsewhere").await;
-    assert_eq!(elsewhere.get("/accounts").await.location(), "/login");
+    assert_eq!(
+        elsewhere.get(paths::ACCOUNTS).await.location(),
+        paths::LOGIN
+    );
     s.sign_out().await;
     s.sign_in("sam@bms.example").await;
-    s.goto(&format!("/accounts/{acme}/permissions/api-keys"))
-        .await;
+    s.goto(&paths::keys(&acme)).await;
     s.wait_text("Support staff view of").await;
     s.shot("staff-banner").await;
     // Staff open a secret only with a reason, typed into a POST form: never in the URL.
     let olivia = app.browser();
     olivia.log_in(OLIVIA, PASSWORD).await;
     let (key, code, secret) = key_with_code(&olivia, &acme, "Support case", &["ads.read"]).await;
-    let code_url = format!("/accounts/{acme}/permissions/api-keys/{key}/access-codes/{code}");
-    s.goto(&format!("{code_url}/secret")).await;
+    let code_url = paths::code(&acme, &key, &code);
+    s.goto(&paths::code_secret(&acme, &key, &code)).await;
     let ask = s.wait_text("Reason required").await;
     assert!(!ask.contains(&secret));
     s.type_into("#reason", "Ticket 4711: customer lost the secret")

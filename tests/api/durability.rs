@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 
 use crate::helpers::{Browser, PASSWORD, free_port};
+use crate::paths;
 
 fn start_server(data_dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
@@ -67,7 +68,7 @@ async fn every_answered_create_survives_kill_dash_nine() {
         browser.log_in("ana@example.com", PASSWORD).await.status,
         StatusCode::SEE_OTHER
     );
-    let keys_url = browser.get("/").await.location().to_owned();
+    let keys_url = browser.get(paths::HOME).await.location().to_owned();
     let csrf = browser.csrf_token_of(&keys_url).await;
 
     // Creates in a stream; the server is killed without warning while they run.

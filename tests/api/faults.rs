@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 
 use crate::helpers::{Backend, Browser, TestApp, TestResponse, free_port, key_with_code};
+use crate::paths;
 
 /// A throwaway PostgreSQL cluster, stopped and removed when dropped.
 struct OwnCluster {
@@ -134,11 +135,12 @@ impl Drop for OwnCluster {
 
 /// Asks the verify endpoint whether `secret` may list the account's ads.
 async fn verify(client: &Browser, account: &str, secret: &str) -> TestResponse {
-    let body = serde_json::json!({ "key": secret, "method": "GET", "path": format!("/api/v1/accounts/{account}/ads") });
+    let body =
+        serde_json::json!({ "key": secret, "method": "GET", "path": paths::api(account, "ads") });
     client
         .request(
             "POST",
-            "/v1/keys/verify",
+            paths::VERIFY,
             &[("content-type", "application/json")],
             Some(body.to_string()),
         )
@@ -190,7 +192,7 @@ async fn postgresql_going_away_fails_closed_and_recovers_without_a_restart() {
     let (_, _, cold) = key_with_code(&owner, &acc, "Cold", &["ads.read"]).await;
     let client = app.browser();
     assert!(allowed(&client, &acc, &warm).await);
-    let keys_page = format!("/accounts/{acc}/permissions/api-keys");
+    let keys_page = paths::keys(&acc);
 
     cluster.stop();
 
@@ -204,9 +206,7 @@ async fn postgresql_going_away_fails_closed_and_recovers_without_a_restart() {
         cold_answer < Duration::from_secs(1),
         "the 503 took {cold_answer:?}"
     );
-    let res = client
-        .api("GET", &format!("/api/v1/accounts/{acc}/ads"), &cold)
-        .await;
+    let res = client.api("GET", &paths::api(&acc, "ads"), &cold).await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
     assert_eq!(Browser::error_code(&res), "unavailable");
     // A code decided a moment ago is still answered from memory (README: "While the database is away").
@@ -248,7 +248,7 @@ async fn postgresql_going_away_fails_closed_and_recovers_without_a_restart() {
     let csrf = owner.csrf_token_of(&keys_page).await;
     let res = owner
         .post_form(
-            &format!("{keys_page}/{key}/access-codes/{code}/enabled"),
+            &paths::code_enabled(&acc, &key, &code),
             &[("csrf_token", &csrf), ("enabled", "false")],
         )
         .await;

@@ -12,6 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Backend, TestApp, free_port, key_with_code};
+use crate::paths;
 use crate::raw_http::{self, RawResponse};
 
 /// A gateway process on a loopback port, stopped when dropped.
@@ -202,7 +203,7 @@ async fn attack(app: &TestApp, gateway: &Gateway) {
             raw_http::send(&gw, "GET", &target, &headers, None).await
         }
     };
-    let ads = format!("/api/v1/accounts/{acc}/ads");
+    let ads = paths::api(&acc, "ads");
     let key_header = |secret: &str| vec![("x-api-key", secret.to_owned())];
 
     // Allowed, by header and by query; the upstream hears the account from bms-keys only.
@@ -222,16 +223,8 @@ async fn attack(app: &TestApp, gateway: &Gateway) {
 
     // Refused: by policy, another account, no code, a disabled code, a method the policy lacks.
     let refusals = [
-        (
-            format!("/api/v1/accounts/{acc}/metrics"),
-            key_header(&reader),
-            403,
-        ),
-        (
-            format!("/api/v1/accounts/{acc_b}/ads"),
-            key_header(&reader),
-            403,
-        ),
+        (paths::api(&acc, "metrics"), key_header(&reader), 403),
+        (paths::api(&acc_b, "ads"), key_header(&reader), 403),
         (ads.clone(), vec![], 401),
         (ads.clone(), key_header("bms_not_a_code"), 401),
     ];
@@ -240,12 +233,10 @@ async fn attack(app: &TestApp, gateway: &Gateway) {
         assert_eq!(res.status, status, "{target}: {res:?}");
         assert!(!reached_upstream(&res));
     }
-    let csrf = owner
-        .csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys"))
-        .await;
+    let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
     let res = owner
         .post_form(
-            &format!("/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/enabled"),
+            &paths::code_enabled(&acc, &key, &code),
             &[("csrf_token", &csrf), ("enabled", "false")],
         )
         .await;
@@ -267,8 +258,8 @@ async fn attack(app: &TestApp, gateway: &Gateway) {
 
     // Every combination of client-sent copies of the gateway headers, in four attacks that each try
     // to make a refused request look like an allowed one.
-    let ping = format!("/api/v1/accounts/{acc}/ping");
-    let other_ads = format!("/api/v1/accounts/{acc_b}/ads");
+    let ping = paths::api(&acc, "ping");
+    let other_ads = paths::api(&acc_b, "ads");
     let attacks = [
         Attack {
             what: "a code with no policy, posing as ping",
@@ -330,7 +321,7 @@ async fn attack(app: &TestApp, gateway: &Gateway) {
     }
 
     // Path tricks, sent as written: a metrics-only code must reach nothing but metrics.
-    let metrics_path = format!("/api/v1/accounts/{acc}/metrics");
+    let metrics_path = paths::api(&acc, "metrics");
     let res = get(metrics_path.clone(), key_header(&metrics)).await;
     assert_eq!(
         res.status, 200,

@@ -7,6 +7,7 @@ use bms_keys::web::{CONSOLE_ROUTES, VERIFY_ROUTES};
 
 use crate::both_backends;
 use crate::helpers::{Browser, Ids, TestResponse, key_with_code, route_path};
+use crate::paths;
 
 fn check(label: &str, res: &TestResponse, seen: &mut usize) {
     *seen += 1;
@@ -26,7 +27,7 @@ both_backends! {
     async fn no_input_a_client_can_send_gets_a_5xx(app) {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let (key, code, secret) = key_with_code(&owner, &acc, "Target", &["ads.read"]).await;
-        let csrf = owner.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
         let long = "x".repeat(10_000);
         let weird_ids: Vec<String> = vec![
             "acc_0000000000000000".into(), "key_0000000000000000".into(), "code_000000000000000".into(),
@@ -34,7 +35,7 @@ both_backends! {
             "%F0%9F%94%91".into(), "..".into(), "%2e%2e%2f".into(),
         ];
         let mut seen = 0usize;
-        let k = format!("/accounts/{acc}/permissions/api-keys");
+        let k = paths::keys(&acc);
         // Every route of the route table and every API of the catalogue, with real ids filled in.
         let mut paths: Vec<String> = vec!["/".into()];
         let own = Ids { acc: &acc, key: &key, code: &code };
@@ -47,10 +48,10 @@ both_backends! {
         paths.extend(VERIFY_ROUTES.iter().map(|r| format!("/v1{}", r.path)));
         paths.extend(app.state.catalogue.apis.iter().map(|api| api.path.replace("{account}", &acc)));
         for id in &weird_ids {
-            paths.push(format!("/accounts/{id}/permissions/api-keys"));
+            paths.push(paths::keys(id));
             paths.push(format!("{k}/{id}"));
             paths.push(format!("{k}/{key}/access-codes/{id}/secret"));
-            paths.push(format!("/api/v1/accounts/{id}/ads"));
+            paths.push(paths::api(id, "ads"));
         }
         // A secret-like run with the prefix inside it (the log redaction panicked on it; found by fuzzing).
         let overlapping = "?q=bms_mbmcCCcCCCCCCCCCCCCCCCbms_mbmcCCCCCCCCCCCmcCCcCCCCCCCCCCCCCC";
@@ -95,7 +96,7 @@ both_backends! {
         }
         // Every wrong secret length and checksum, in the header and the query string.
         let client = app.browser();
-        let ads = format!("/api/v1/accounts/{acc}/ads");
+        let ads = paths::api(&acc, "ads");
         for len in 0..=60 {
             let candidate: String = secret.chars().chain(std::iter::repeat('A')).take(len).collect();
             let res = client.request("GET", &ads, &[("x-api-key", &candidate)], None).await;

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, captured_logs, key_with_code};
+use crate::paths;
 
 /// Everything stored, as text: the SQLite files byte for byte, or every row of every PostgreSQL table.
 fn stored(app: &TestApp) -> Vec<u8> {
@@ -59,23 +60,22 @@ both_backends! {
     async fn a_whole_journey_leaves_no_secret_in_logs_audit_or_database(app) {
         let logs = captured_logs();
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let keys = format!("/accounts/{acc}/permissions/api-keys");
+        let keys = paths::keys(&acc);
         let (key, code, secret) = key_with_code(&owner, &acc, "Journey", &["full-access"]).await;
         let (_, second_secret) = owner.create_code(&acc, &key, "second").await;
-        let code_url = format!("{keys}/{key}/access-codes/{code}");
-        // Reveal again, download, and use it every way a client can, right and wrong.
-        assert_eq!(owner.get(&format!("{code_url}/secret")).await.status, StatusCode::OK);
-        assert_eq!(owner.get(&format!("{code_url}/download")).await.status, StatusCode::OK);
+                // Reveal again, download, and use it every way a client can, right and wrong.
+        assert_eq!(owner.get(&paths::code_secret(&acc, &key, &code)).await.status, StatusCode::OK);
+        assert_eq!(owner.get(&paths::code_download(&acc, &key, &code)).await.status, StatusCode::OK);
         let client = app.browser();
-        let ads = format!("/api/v1/accounts/{acc}/ads");
+        let ads = paths::api(&acc, "ads");
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK);
         assert_eq!(client.api("POST", &ads, &second_secret).await.status, StatusCode::CREATED);
         assert_eq!(client.get(&format!("{ads}?apiKey={secret}")).await.status, StatusCode::OK);
         client.get(&format!("/api/v1/accounts/acc_0000000000000000/ads?apiKey={secret}")).await;
         client.get(&format!("/v1/auth/forward?apiKey={secret}")).await;
-        client.request("GET", "/v1/auth/forward", &[("x-original-uri", &format!("{ads}?apiKey={secret}"))], None).await;
+        client.request("GET", paths::FORWARD_AUTH, &[("x-original-uri", &format!("{ads}?apiKey={secret}"))], None).await;
         let body = serde_json::json!({ "key": secret, "method": "GET", "path": ads });
-        client.request("POST", "/v1/keys/verify", &[("content-type", "application/json")], Some(body.to_string())).await;
+        client.request("POST", paths::VERIFY, &[("content-type", "application/json")], Some(body.to_string())).await;
         let near_miss = format!("{}{}", &secret[..49], if secret.ends_with('A') { 'B' } else { 'A' });
         client.api("GET", &ads, &near_miss).await;
         client.api("GET", &ads, &format!("{secret}x")).await;
@@ -96,9 +96,9 @@ both_backends! {
         // A secret pasted into a name, tags or a description is refused, with a message by the field.
         let pasted = format!("pasted {secret} by mistake");
         for (path, fields) in [
-            (code_url.clone(), vec![("description", pasted.as_str())]),
-            (format!("{keys}/{key}"), vec![("name", pasted.as_str()), ("tags", "")]),
-            (format!("{keys}/{key}"), vec![("name", "Journey"), ("tags", &secret)]),
+            (paths::code(&acc, &key, &code), vec![("description", pasted.as_str())]),
+            (paths::key(&acc, &key), vec![("name", pasted.as_str()), ("tags", "")]),
+            (paths::key(&acc, &key), vec![("name", "Journey"), ("tags", &secret)]),
         ] {
             let mut form = fields.clone();
             form.push(("csrf_token", &csrf));
@@ -106,15 +106,15 @@ both_backends! {
             assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", res.body);
             assert!(res.body.contains("This looks like an access code secret"), "{path}");
         }
-        post(format!("{code_url}/enabled"), vec![("enabled", "false".into())]).await;
-        post(format!("{code_url}/enabled"), vec![("enabled", "true".into())]).await;
-        post(format!("{code_url}/enabled"), vec![("enabled", "false".into())]).await;
-        post(format!("{code_url}/delete"), vec![]).await;
+        post(paths::code_enabled(&acc, &key, &code), vec![("enabled", "false".into())]).await;
+        post(paths::code_enabled(&acc, &key, &code), vec![("enabled", "true".into())]).await;
+        post(paths::code_enabled(&acc, &key, &code), vec![("enabled", "false".into())]).await;
+        post(paths::delete_code(&acc, &key, &code), vec![]).await;
         let (partner, partner_acc) = app.signed_in_owner("pat@example.com", "Partner").await;
         let linked = partner.link_key(&partner_acc, &key, "From Shop", &["ads.read"]).await;
         assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.body);
-        assert_eq!(partner.api("GET", &format!("/api/v1/accounts/{partner_acc}/ads"), &second_secret).await.status, StatusCode::OK);
-        post(format!("{keys}/{key}/delete"), vec![]).await;
+        assert_eq!(partner.api("GET", &paths::api(&partner_acc, "ads"), &second_secret).await.status, StatusCode::OK);
+        post(paths::delete_key(&acc, &key), vec![]).await;
 
         let secrets = [&secret, &second_secret, &near_miss];
         // The log output.

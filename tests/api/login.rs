@@ -6,6 +6,7 @@ use diesel::RunQueryDsl;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, escaped};
+use crate::paths;
 
 fn session_count(app: &TestApp) -> i64 {
     use bms_keys::schema::sessions;
@@ -29,8 +30,8 @@ both_backends! {
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
         assert!(!cookie.contains("Secure"), "plain-HTTP deployments cannot use Secure cookies");
 
-        let home = browser.get("/").await;
-        assert_eq!(home.location(), format!("/accounts/{account_id}/permissions/api-keys"));
+        let home = browser.get(paths::HOME).await;
+        assert_eq!(home.location(), paths::keys(&account_id));
         let page = browser.get_following("/").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("<h1>API Keys</h1>"));
@@ -63,14 +64,14 @@ both_backends! {
     async fn signing_in_without_the_csrf_token_is_refused(app) {
         app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
         let browser = app.browser();
-        browser.get("/login").await;
+        browser.get(paths::LOGIN).await;
         let res = browser
-            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD)])
+            .post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", PASSWORD)])
             .await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         assert!(res.body.contains("This sign-in form had expired"));
         let res = browser
-            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", "forged")])
+            .post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", "forged")])
             .await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         assert_eq!(session_count(&app), 0);
@@ -79,40 +80,40 @@ both_backends! {
     async fn console_pages_send_strangers_to_the_sign_in_page(app) {
         let account_id = app.add_user("ana@example.com", PASSWORD, "Shop", Role::Owner, false);
         let browser = app.browser();
-        for path in ["/", "/accounts", &format!("/accounts/{account_id}/permissions/api-keys")] {
+        for path in ["/", paths::ACCOUNTS, &paths::keys(&account_id)] {
             let res = browser.get(path).await;
             assert_eq!(res.status, StatusCode::SEE_OTHER, "{path}");
-            assert_eq!(res.location(), "/login", "{path}");
+            assert_eq!(res.location(), paths::LOGIN, "{path}");
         }
         // A made-up session cookie is no better than none.
         browser.set_cookie("bms_session", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(browser.get("/accounts").await.location(), "/login");
+        assert_eq!(browser.get(paths::ACCOUNTS).await.location(), paths::LOGIN);
     }
 
     async fn signing_out_ends_the_session_on_the_server(app) {
         let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
         let token = browser.cookie("bms_session").expect("session cookie");
-        let csrf = browser.csrf_token_of("/accounts").await;
-        let res = browser.post_form("/logout", &[("csrf_token", &csrf)]).await;
+        let csrf = browser.csrf_token_of(paths::ACCOUNTS).await;
+        let res = browser.post_form(paths::LOGOUT, &[("csrf_token", &csrf)]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        assert_eq!(res.location(), "/login");
+        assert_eq!(res.location(), paths::LOGIN);
         assert!(browser.cookie("bms_session").is_none(), "the cookie is cleared");
         assert_eq!(session_count(&app), 0);
-        let after = browser.get("/login").await;
+        let after = browser.get(paths::LOGIN).await;
         assert!(after.body.contains("You have signed out."));
         // Replaying the old cookie does not work: the session is gone server-side.
         browser.set_cookie("bms_session", &token);
-        assert_eq!(browser.get("/accounts").await.location(), "/login");
+        assert_eq!(browser.get(paths::ACCOUNTS).await.location(), paths::LOGIN);
     }
 
     async fn signing_out_without_the_csrf_token_is_refused(app) {
         let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let res = browser.post_form("/logout", &[("csrf_token", "wrong")]).await;
+        let res = browser.post_form(paths::LOGOUT, &[("csrf_token", "wrong")]).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
-        let res = browser.post_form("/logout", &[]).await;
+        let res = browser.post_form(paths::LOGOUT, &[]).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         assert_eq!(session_count(&app), 1);
-        assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+        assert_eq!(browser.get(paths::ACCOUNTS).await.status, StatusCode::OK);
     }
 
     async fn each_sign_in_gets_a_new_session_and_the_old_one_ends(app) {
@@ -125,12 +126,12 @@ both_backends! {
         assert_eq!(session_count(&app), 1, "the session the browser had is ended");
         let other = app.browser();
         other.set_cookie("bms_session", &first);
-        assert_eq!(other.get("/accounts").await.location(), "/login");
+        assert_eq!(other.get(paths::ACCOUNTS).await.location(), paths::LOGIN);
     }
 
     async fn an_idle_session_expires(app) {
         let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
-        assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+        assert_eq!(browser.get(paths::ACCOUNTS).await.status, StatusCode::OK);
         app.with_conn(|c| {
             use bms_keys::schema::sessions;
             use diesel::ExpressionMethods;
@@ -139,7 +140,7 @@ both_backends! {
                 .execute(c)
                 .expect("age the session");
         });
-        assert_eq!(browser.get("/accounts").await.location(), "/login");
+        assert_eq!(browser.get(paths::ACCOUNTS).await.location(), paths::LOGIN);
         assert_eq!(session_count(&app), 0, "the expired session is deleted");
     }
 
@@ -153,7 +154,7 @@ both_backends! {
                 .execute(c)
                 .expect("expire the session");
         });
-        assert_eq!(browser.get("/accounts").await.location(), "/login");
+        assert_eq!(browser.get(paths::ACCOUNTS).await.location(), paths::LOGIN);
     }
 
     async fn repeated_failures_for_one_email_are_throttled(app) {
@@ -213,13 +214,13 @@ both_backends! {
         let token = page.csrf_token();
         assert!(page.body.contains("name=\"next\" value=\"/accounts\""));
         let res = browser
-            .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", "/accounts")])
+            .post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", paths::ACCOUNTS)])
             .await;
-        assert_eq!(res.location(), "/accounts");
+        assert_eq!(res.location(), paths::ACCOUNTS);
         for evil in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
-            let token = browser.csrf_token_of("/login").await;
+            let token = browser.csrf_token_of(paths::LOGIN).await;
             let res = browser
-                .post_form("/login", &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", evil)])
+                .post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", PASSWORD), ("csrf_token", &token), ("next", evil)])
                 .await;
             assert_eq!(res.location(), "/", "{evil}");
         }
@@ -245,7 +246,7 @@ async fn over_https_the_session_cookie_is_secure_and_host_prefixed() {
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
         "{cookie}"
     );
-    assert_eq!(browser.get("/accounts").await.status, StatusCode::OK);
+    assert_eq!(browser.get(paths::ACCOUNTS).await.status, StatusCode::OK);
 }
 
 both_backends! {
@@ -254,15 +255,15 @@ both_backends! {
         let phone = app.browser();
         assert_eq!(phone.log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
         let old_cookie = laptop.cookie("bms_session").unwrap();
-        let csrf = laptop.csrf_token_of("/account/password").await;
+        let csrf = laptop.csrf_token_of(paths::PASSWORD).await;
         let new = "a brand new long password";
         let res = laptop
-            .post_form("/account/password", &[("csrf_token", &csrf), ("current_password", PASSWORD), ("new_password", new), ("new_password_confirm", new)])
+            .post_form(paths::PASSWORD, &[("csrf_token", &csrf), ("current_password", PASSWORD), ("new_password", new), ("new_password_confirm", new)])
             .await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
         assert_ne!(laptop.cookie("bms_session").unwrap(), old_cookie, "this browser gets a new session");
         assert!(laptop.get_following("/").await.body.contains("Password changed."));
-        assert_eq!(phone.get("/accounts").await.location(), "/login", "the other browser is signed out");
+        assert_eq!(phone.get(paths::ACCOUNTS).await.location(), paths::LOGIN, "the other browser is signed out");
         assert_eq!(app.browser().log_in("ana@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
         assert_eq!(app.browser().log_in("ana@example.com", new).await.status, StatusCode::SEE_OTHER);
         assert!(crate::helpers::audit_actions(&app, &acc).iter().any(|a| a.0 == "password.changed"));
@@ -276,39 +277,39 @@ both_backends! {
         }
         // Another user's session is not touched.
         let (bob, _) = app.signed_in_owner("bob@example.com", "Other").await;
-        let page = laptop.get("/account/password").await;
+        let page = laptop.get(paths::PASSWORD).await;
         assert!(page.body.contains("You are also signed in in 2 other browsers."), "{}", page.body);
-        let res = laptop.post_form("/account/sessions/sign-out-elsewhere", &[("csrf_token", &page.csrf_token())]).await;
+        let res = laptop.post_form(paths::SIGN_OUT_ELSEWHERE, &[("csrf_token", &page.csrf_token())]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
         let after = laptop.get_following(res.location()).await;
         assert!(after.body.contains("Signed out of 2 other sessions."), "{}", after.body);
         assert!(after.body.contains("You are not signed in anywhere else."));
         for other in [&phone, &tablet] {
-            assert_eq!(other.get("/accounts").await.location(), "/login", "the other browser is signed out");
+            assert_eq!(other.get(paths::ACCOUNTS).await.location(), paths::LOGIN, "the other browser is signed out");
         }
-        assert_eq!(bob.get("/accounts").await.status, StatusCode::OK, "another user stays signed in");
+        assert_eq!(bob.get(paths::ACCOUNTS).await.status, StatusCode::OK, "another user stays signed in");
         assert_eq!(session_count(&app), 2, "this browser's and Bob's");
         assert!(crate::helpers::audit_actions(&app, &acc).iter().any(|a| a.0 == "sessions.signed_out_elsewhere"));
-        let res = laptop.post_form("/account/sessions/sign-out-elsewhere", &[("csrf_token", "forged")]).await;
+        let res = laptop.post_form(paths::SIGN_OUT_ELSEWHERE, &[("csrf_token", "forged")]).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
     }
 
     async fn a_password_change_is_refused_with_a_message_and_changes_nothing(app) {
         let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let csrf = browser.csrf_token_of("/account/password").await;
+        let csrf = browser.csrf_token_of(paths::PASSWORD).await;
         for (current, new, confirm, message) in [
             ("wrong password!", "a brand new long password", "a brand new long password", "This is not your current password."),
             (PASSWORD, "short", "short", "Use at least 10 characters."),
             (PASSWORD, "a brand new long password", "something else entirely", "The two new passwords do not match."),
         ] {
             let res = browser
-                .post_form("/account/password", &[("csrf_token", &csrf), ("current_password", current), ("new_password", new), ("new_password_confirm", confirm)])
+                .post_form(paths::PASSWORD, &[("csrf_token", &csrf), ("current_password", current), ("new_password", new), ("new_password_confirm", confirm)])
                 .await;
             assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{message}");
             assert!(res.body.contains(message), "{message}");
             assert!(!res.body.contains(new) || new == "short", "passwords are not echoed");
         }
-        let res = browser.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "a brand new long password"), ("new_password_confirm", "a brand new long password")]).await;
+        let res = browser.post_form(paths::PASSWORD, &[("current_password", PASSWORD), ("new_password", "a brand new long password"), ("new_password_confirm", "a brand new long password")]).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN, "CSRF token required");
         assert_eq!(app.browser().log_in("ana@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "unchanged");
     }
@@ -326,7 +327,7 @@ both_backends! {
             app.add_user(&format!("user{i}@example.com"), PASSWORD, "Shop", Role::Owner, false);
         }
         let browser = app.browser();
-        let token = browser.get("/login").await.csrf_token();
+        let token = browser.get(paths::LOGIN).await.csrf_token();
         let mut attempt = 0u32;
         let mut sign_in = |email: String| {
             attempt += 1;
@@ -335,7 +336,7 @@ both_backends! {
             let browser = &browser;
             async move {
                 let started = std::time::Instant::now();
-                let res = browser.request("POST", "/login", &[("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-for", &ip)], Some(body)).await;
+                let res = browser.request("POST", paths::LOGIN, &[("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-for", &ip)], Some(body)).await;
                 (res, started.elapsed())
             }
         };

@@ -4,6 +4,7 @@
 //! and on PostgreSQL (see `helpers::both_backends!`).
 
 mod helpers;
+mod paths;
 mod raw_http;
 
 mod hostile;

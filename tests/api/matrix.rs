@@ -10,6 +10,7 @@ use diesel::prelude::*;
 
 use crate::both_backends;
 use crate::helpers::{Browser, Ids, PASSWORD, TestApp, key_with_code, route_path};
+use crate::paths;
 
 /// `route`'s path with the ids filled in; `None` for routes that belong to no account.
 fn fill(route: &RouteSpec, ids: &Ids<'_>) -> Option<String> {
@@ -129,7 +130,7 @@ both_backends! {
     async fn no_route_shows_or_changes_another_accounts_objects(app) {
         let w = two_accounts(&app).await;
         let before = snapshot(&app);
-        let csrf = w.alice.csrf_token_of("/docs/apis").await;
+        let csrf = w.alice.csrf_token_of(paths::API_DOCS).await;
         // Beta's objects through Beta's account, and smuggled under Alpha's own account and key.
         let targets = [
             Ids { acc: &w.acc_b, key: &w.key_b, code: &w.code_b },
@@ -163,7 +164,7 @@ both_backends! {
         }
         assert_eq!(snapshot(&app), before, "a request across accounts changed something");
         // Beta still sees its own key, so the 404s were not an outage.
-        let own = w.bob.get(&format!("/accounts/{}/permissions/api-keys/{}", w.acc_b, w.key_b)).await;
+        let own = w.bob.get(&paths::key(&w.acc_b, &w.key_b)).await;
         assert_eq!(own.status, StatusCode::OK);
         println!("isolation matrix: {tried} requests across accounts, all refused");
         assert!(tried >= 30, "{tried}");
@@ -172,7 +173,7 @@ both_backends! {
     async fn a_viewer_can_change_nothing(app) {
         let w = two_accounts(&app).await;
         let before = snapshot(&app);
-        let csrf = w.vic.csrf_token_of("/docs/apis").await;
+        let csrf = w.vic.csrf_token_of(paths::API_DOCS).await;
         let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a };
         let mut tried = 0;
         for route in CONSOLE_ROUTES.iter().filter(|r| r.method == "POST") {
@@ -189,12 +190,11 @@ both_backends! {
     async fn every_post_without_the_right_csrf_token_is_refused(app) {
         let w = two_accounts(&app).await;
         // Disable Alpha's code, so that its delete would go through if the token were not checked.
-        let code_url = format!("/accounts/{}/permissions/api-keys/{}/access-codes/{}", w.acc_a, w.key_a, w.code_a);
-        let csrf = w.alice.csrf_token_of("/docs/apis").await;
-        let res = w.alice.post_form(&format!("{code_url}/enabled"), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+        let csrf = w.alice.csrf_token_of(paths::API_DOCS).await;
+        let res = w.alice.post_form(&paths::code_enabled(&w.acc_a, &w.key_a, &w.code_a), &[("csrf_token", &csrf), ("enabled", "false")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         let before = snapshot(&app);
-        let bobs_token = w.bob.csrf_token_of("/docs/apis").await;
+        let bobs_token = w.bob.csrf_token_of(paths::API_DOCS).await;
         let anonymous = app.browser();
         let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a };
         let mut tried = 0;
@@ -211,7 +211,7 @@ both_backends! {
                     // Without a session, a page that needs one sends the browser to sign in first.
                     let to_sign_in = who == "anonymous"
                         && res.status == StatusCode::SEE_OTHER
-                        && res.location().starts_with("/login");
+                        && res.location().starts_with(paths::LOGIN);
                     // A page that is closed altogether (`/setup` once someone has an account) is a 404
                     // whatever the token; its CSRF check is tested where it is open (tests/api/setup.rs).
                     let closed = res.status == StatusCode::NOT_FOUND
@@ -223,9 +223,9 @@ both_backends! {
         }
         assert_eq!(snapshot(&app), before, "a POST without the right token changed something");
         // Alice's session survived the forged sign-out, and the real token still works.
-        let page = w.alice.get(&format!("/accounts/{}/permissions/api-keys", w.acc_a)).await;
+        let page = w.alice.get(&paths::keys(&w.acc_a)).await;
         assert_eq!(page.status, StatusCode::OK);
-        let res = w.alice.post_form(&format!("{code_url}/delete"), &[("csrf_token", &csrf)]).await;
+        let res = w.alice.post_form(&paths::delete_code(&w.acc_a, &w.key_a, &w.code_a), &[("csrf_token", &csrf)]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
         println!("CSRF matrix: {tried} forged POSTs refused");
         assert!(tried >= 60, "{tried}");

@@ -6,11 +6,12 @@ use bms_keys::users::Role;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, escaped};
+use crate::paths;
 
 both_backends! {
     async fn every_page_has_the_security_headers(app) {
         let (browser, account_id) = app.signed_in_owner("ana@example.com", "Shop").await;
-        for path in ["/login".to_owned(), format!("/accounts/{account_id}/permissions/api-keys"), "/no/such/page".to_owned()] {
+        for path in [paths::LOGIN.to_owned(), paths::keys(&account_id), "/no/such/page".to_owned()] {
             let res = browser.get(&path).await;
             let csp = res.header("content-security-policy").unwrap_or_default();
             assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
@@ -43,7 +44,7 @@ both_backends! {
     }
 
     async fn the_stylesheet_and_script_are_served_with_long_caching(app) {
-        let page = app.browser().get("/login").await;
+        let page = app.browser().get(paths::LOGIN).await;
         let css = page.body.split("href=\"").nth(1).and_then(|s| s.split('"').next()).expect("stylesheet link").to_owned();
         assert!(css.starts_with("/static/") && css.ends_with("/app.css"), "{css}");
         let res = app.browser().get(&css).await;
@@ -72,13 +73,13 @@ both_backends! {
     async fn a_member_of_one_account_cannot_see_another(app) {
         let (browser, _mine) = app.signed_in_owner("ana@example.com", "Ana's Shop").await;
         let theirs = app.add_user("bob@example.com", PASSWORD, "Bob's Shop", Role::Owner, false);
-        let res = browser.get(&format!("/accounts/{theirs}/permissions/api-keys")).await;
+        let res = browser.get(&paths::keys(&theirs)).await;
         assert_eq!(res.status, StatusCode::NOT_FOUND);
         assert!(!res.body.contains(&escaped("Bob's Shop")) && !res.body.contains("Bob's Shop"));
         // Unknown and malformed account ids look the same.
         assert_eq!(browser.get("/accounts/acc_doesnotexist00/permissions/api-keys").await.status, StatusCode::NOT_FOUND);
         assert_eq!(browser.get("/accounts/%00'--/permissions/api-keys").await.status, StatusCode::NOT_FOUND);
-        let picker = browser.get("/accounts").await;
+        let picker = browser.get(paths::ACCOUNTS).await;
         assert!(picker.body.contains(&escaped("Ana's Shop")));
         assert!(!picker.body.contains(&escaped("Bob's Shop")));
     }
@@ -87,7 +88,7 @@ both_backends! {
         let account_id = app.add_user("vic@example.com", PASSWORD, "Shop", Role::Viewer, false);
         let browser = app.browser();
         browser.log_in("vic@example.com", PASSWORD).await;
-        let page = browser.get(&format!("/accounts/{account_id}/permissions/api-keys")).await;
+        let page = browser.get(&paths::keys(&account_id)).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("Your role: <strong>Viewer</strong>"));
         assert!(!page.body.contains("staff-banner"));
@@ -100,8 +101,8 @@ both_backends! {
         browser.log_in("sam@bms.example", PASSWORD).await;
         let picker = browser.get("/accounts?q=customer").await;
         assert!(picker.body.contains("Customer Co"));
-        assert!(picker.body.contains(&format!("/accounts/{customer}/permissions/api-keys")));
-        let page = browser.get(&format!("/accounts/{customer}/permissions/api-keys")).await;
+        assert!(picker.body.contains(&paths::keys(&customer)));
+        let page = browser.get(&paths::keys(&customer)).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("Support staff view of <strong>Customer Co</strong>"));
         // In their own account, no banner.
@@ -111,19 +112,19 @@ both_backends! {
 
     async fn names_that_look_like_html_are_shown_as_text(app) {
         let (browser, account_id) = app.signed_in_owner("ana@example.com", "<img src=x onerror=alert(1)>").await;
-        let page = browser.get(&format!("/accounts/{account_id}/permissions/api-keys")).await;
+        let page = browser.get(&paths::keys(&account_id)).await;
         assert!(page.body.contains(&escaped("<img src=x onerror=alert(1)>")));
         assert!(!page.body.contains("<img src=x"));
     }
 
     async fn a_form_post_with_the_wrong_content_type_is_a_clear_400(app) {
         let browser = app.browser();
-        let res = browser.post_raw("/login", "application/json", br#"{"email":"a"}"#.to_vec()).await;
+        let res = browser.post_raw(paths::LOGIN, "application/json", br#"{"email":"a"}"#.to_vec()).await;
         assert_eq!(res.status, StatusCode::BAD_REQUEST);
         assert!(res.body.contains("application/x-www-form-urlencoded"));
-        let res = browser.post_raw("/login", "application/x-www-form-urlencoded", vec![b'a'; 200 * 1024]).await;
+        let res = browser.post_raw(paths::LOGIN, "application/x-www-form-urlencoded", vec![b'a'; 200 * 1024]).await;
         assert!(res.status.is_client_error(), "{}", res.status);
-        let res = browser.post_raw("/login", "application/x-www-form-urlencoded", vec![0xff, 0xfe, b'=', 0x00]).await;
+        let res = browser.post_raw(paths::LOGIN, "application/x-www-form-urlencoded", vec![0xff, 0xfe, b'=', 0x00]).await;
         assert!(res.status.is_client_error(), "{}", res.status);
     }
 

@@ -9,6 +9,7 @@ use bms_keys::web::CONSOLE_ROUTES;
 
 use crate::both_backends;
 use crate::helpers::{Browser, key_with_code};
+use crate::paths;
 
 /// What a write route does to verification.
 enum Effect {
@@ -63,15 +64,13 @@ impl World {
     /// The ads of `account` with `secret`: the status, which the cache now remembers.
     async fn ads(&self, account: &str, secret: &str) -> StatusCode {
         self.client
-            .api("GET", &format!("/api/v1/accounts/{account}/ads"), secret)
+            .api("GET", &paths::api(account, "ads"), secret)
             .await
             .status
     }
 
     async fn post(&self, who: &Browser, account: &str, path: &str, fields: &[(&str, &str)]) {
-        let csrf = who
-            .csrf_token_of(&format!("/accounts/{account}/permissions/api-keys"))
-            .await;
+        let csrf = who.csrf_token_of(&paths::keys(account)).await;
         let mut all = vec![("csrf_token", csrf.as_str())];
         all.extend_from_slice(fields);
         let res = who.post_form(path, &all).await;
@@ -91,8 +90,6 @@ impl World {
             &self.bob,
             self.acc_b.as_str(),
         );
-        let keys_a = format!("/accounts/{a}/permissions/api-keys");
-        let keys_b = format!("/accounts/{b}/permissions/api-keys");
         let (key, code, secret) = key_with_code(alice, a, "Case", &["ads.read"]).await;
         let (before, after) = match case {
             Case::LinkGrantsTheLinkingAccount => {
@@ -106,7 +103,7 @@ impl World {
                 self.post(
                     alice,
                     a,
-                    &format!("{keys_a}/{key}"),
+                    &paths::key(a, &key),
                     &[("name", "Case"), ("policy", "metrics.read")],
                 )
                 .await;
@@ -120,20 +117,18 @@ impl World {
                     self.post(
                         bob,
                         b,
-                        &format!("{keys_b}/{link}"),
+                        &paths::key(b, &link),
                         &[("name", "Linked"), ("policy", "metrics.read")],
                     )
                     .await;
                 } else {
-                    self.post(bob, b, &format!("{keys_b}/{link}/delete"), &[])
-                        .await;
+                    self.post(bob, b, &paths::delete_key(b, &link), &[]).await;
                 }
                 (before, self.ads(b, &secret).await)
             }
             Case::OwnKeyDeleted => {
                 let before = self.ads(a, &secret).await;
-                self.post(alice, a, &format!("{keys_a}/{key}/delete"), &[])
-                    .await;
+                self.post(alice, a, &paths::delete_key(a, &key), &[]).await;
                 (before, self.ads(a, &secret).await)
             }
             Case::CodeDisabled => {
@@ -141,7 +136,7 @@ impl World {
                 self.post(
                     alice,
                     a,
-                    &format!("{keys_a}/{key}/access-codes/{code}/enabled"),
+                    &paths::code_enabled(a, &key, &code),
                     &[("enabled", "false")],
                 )
                 .await;
@@ -151,26 +146,15 @@ impl World {
                 self.post(
                     alice,
                     a,
-                    &format!("{keys_a}/{key}/access-codes/{code}/enabled"),
+                    &paths::code_enabled(a, &key, &code),
                     &[("enabled", "false")],
                 )
                 .await;
-                let disabled = self
-                    .client
-                    .api("GET", &format!("/api/v1/accounts/{a}/ads"), &secret)
-                    .await;
+                let disabled = self.client.api("GET", &paths::api(a, "ads"), &secret).await;
                 assert_eq!(Browser::error_code(&disabled), "disabled");
-                self.post(
-                    alice,
-                    a,
-                    &format!("{keys_a}/{key}/access-codes/{code}/delete"),
-                    &[],
-                )
-                .await;
-                let deleted = self
-                    .client
-                    .api("GET", &format!("/api/v1/accounts/{a}/ads"), &secret)
+                self.post(alice, a, &paths::delete_code(a, &key, &code), &[])
                     .await;
+                let deleted = self.client.api("GET", &paths::api(a, "ads"), &secret).await;
                 assert_eq!(
                     Browser::error_code(&deleted),
                     "unknown",

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 
 use crate::both_backends;
 use crate::helpers::{TestApp, escaped};
+use crate::paths;
 
 fn setup_path(app: &TestApp) -> String {
     let token = app
@@ -11,7 +12,7 @@ fn setup_path(app: &TestApp) -> String {
         .setup
         .token()
         .expect("a setup token while no user exists");
-    format!("/setup?token={token}")
+    paths::setup(&token)
 }
 
 both_backends! {
@@ -47,9 +48,9 @@ both_backends! {
 
     async fn the_setup_page_needs_the_right_token(app) {
         let browser = app.browser();
-        assert_eq!(browser.get("/setup").await.status, StatusCode::NOT_FOUND);
-        assert_eq!(browser.get("/setup?token=wrong").await.status, StatusCode::NOT_FOUND);
-        let res = browser.post_form("/setup?token=wrong", &[("email", "x@example.com")]).await;
+        assert_eq!(browser.get(paths::SETUP).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(browser.get(&paths::setup("wrong")).await.status, StatusCode::NOT_FOUND);
+        let res = browser.post_form(&paths::setup("wrong"), &[("email", "x@example.com")]).await;
         assert_eq!(res.status, StatusCode::NOT_FOUND);
     }
 

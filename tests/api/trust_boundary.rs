@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use crate::both_backends;
 use crate::gateways::path_tricks;
 use crate::helpers::{Browser, TestApp, captured_logs, key_with_code};
+use crate::paths;
 use crate::raw_http::{self, authority};
 
 /// Non-canonical spellings that an upstream may resolve to `path` (`/api/v1/accounts/{acc}/{api}`).
@@ -40,7 +41,7 @@ async fn verify(client: &Browser, key: &str, method: &str, path: &str) -> (Statu
     let res = client
         .request(
             "POST",
-            "/v1/keys/verify",
+            paths::VERIFY,
             &[("content-type", "application/json")],
             Some(body),
         )
@@ -77,7 +78,7 @@ both_backends! {
             let res = raw_http::send(&direct, method, &path, &[("x-api-key", &full), ("content-type", "application/json")], body).await;
             assert!((200..300).contains(&res.status), "{method} {path}: {res:?}");
             assert_eq!(verify(&client, &full, method, &path).await, (StatusCode::OK, "ok".into()));
-            let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &path), ("x-forwarded-method", method), ("x-api-key", &full)], None).await;
+            let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &path), ("x-forwarded-method", method), ("x-api-key", &full)], None).await;
             assert_eq!(res.status, StatusCode::OK, "{method} {path}");
 
             for trick in spellings_of(&acc, api) {
@@ -90,7 +91,7 @@ both_backends! {
                     assert_eq!(res.status, 404, "{method} {trick} is no API: {res:?}");
                 }
                 assert_eq!(verify(&client, &full, method, &trick).await, (StatusCode::BAD_REQUEST, "bad_path".into()), "{method} {trick} verify");
-                let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &trick), ("x-forwarded-method", method), ("x-api-key", &full)], None).await;
+                let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &trick), ("x-forwarded-method", method), ("x-api-key", &full)], None).await;
                 assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_path".into()), "{method} {trick} forward");
                 refused += 3;
             }
@@ -98,13 +99,13 @@ both_backends! {
         // The issue's own examples, with a metrics-only code: never valid, anywhere.
         for trick in path_tricks(&acc, &acc_b) {
             assert_eq!(verify(&client, &metrics, "GET", &trick).await.0, StatusCode::BAD_REQUEST, "{trick}");
-            let res = client.request("GET", "/v1/auth/forward", &[("x-original-uri", &trick), ("x-original-method", "GET"), ("x-api-key", &metrics)], None).await;
+            let res = client.request("GET", paths::FORWARD_AUTH, &[("x-original-uri", &trick), ("x-original-method", "GET"), ("x-api-key", &metrics)], None).await;
             assert_eq!(res.status, StatusCode::BAD_REQUEST, "{trick}");
             refused += 2;
         }
         // A fragment or a control character in the query is no request either.
         for uri in [format!("/api/v1/accounts/{acc}/metrics#x"), format!("/api/v1/accounts/{acc}/metrics?a=\tb")] {
-            let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &uri), ("x-forwarded-method", "GET"), ("x-api-key", &metrics)], None).await;
+            let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &uri), ("x-forwarded-method", "GET"), ("x-api-key", &metrics)], None).await;
             assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_path".into()), "{uri:?}");
         }
         println!("non-canonical paths refused: {refused}");
@@ -115,11 +116,11 @@ both_backends! {
         let (_, acc_b) = app.signed_in_owner("bob@example.com", "Other").await;
         let (_, _, reader) = key_with_code(&owner, &acc, "Reader", &["ads.read"]).await;
         let client = app.browser();
-        let ads = format!("/api/v1/accounts/{acc}/ads");
+        let ads = paths::api(&acc, "ads");
         // (what the gateway saw, what the client forged): each truth is refused, each forgery allowed.
         let cases = [
-            (("GET", format!("/api/v1/accounts/{acc}/metrics")), ("GET", ads.clone())),
-            (("GET", format!("/api/v1/accounts/{acc_b}/ads")), ("GET", ads.clone())),
+            (("GET", paths::api(&acc, "metrics")), ("GET", ads.clone())),
+            (("GET", paths::api(&acc_b, "ads")), ("GET", ads.clone())),
             (("POST", ads.clone()), ("GET", ads.clone())),
         ];
         let names = ["x-forwarded-uri", "x-original-uri", "x-forwarded-method", "x-original-method"];
@@ -137,7 +138,7 @@ both_backends! {
                         _ => {}
                     }
                 }
-                let res = client.request("GET", "/v1/auth/forward", &headers, None).await;
+                let res = client.request("GET", paths::FORWARD_AUTH, &headers, None).await;
                 tried += 1;
                 // The values each pair holds (the model compares text: a forged GET equals a true GET).
                 let values = |from: usize| headers[1..].iter().filter(|(n, _)| names[from..from + 2].contains(n)).map(|(_, v)| *v).collect::<Vec<_>>();
@@ -161,11 +162,11 @@ both_backends! {
         }
         // A key only in a forged URI, none sent: refused as soon as the gateway's own value is there.
         let smuggled = format!("/api/v1/accounts/{acc}/ping?apiKey={reader}");
-        let other = format!("/api/v1/accounts/{acc_b}/ads");
-        let res = client.request("GET", "/v1/auth/forward", &[("x-original-uri", &other), ("x-original-method", "GET"), ("x-forwarded-uri", &smuggled), ("x-forwarded-method", "GET")], None).await;
+        let other = paths::api(&acc_b, "ads");
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-original-uri", &other), ("x-original-method", "GET"), ("x-forwarded-uri", &smuggled), ("x-forwarded-method", "GET")], None).await;
         assert_eq!(res.status, StatusCode::BAD_REQUEST);
         // A header repeated with two values is two values.
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &other), ("x-forwarded-uri", &ads), ("x-forwarded-method", "GET"), ("x-api-key", &reader)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &other), ("x-forwarded-uri", &ads), ("x-forwarded-method", "GET"), ("x-api-key", &reader)], None).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "conflicting_headers".into()));
         // Two different codes, in two headers or two parameters, are refused; the same one twice is fine.
         let other_code = bms_keys::secrets::generate();
@@ -185,14 +186,14 @@ both_backends! {
     {
         app.add_user("ana@example.com", "a long password here", "Shop", bms_keys::users::Role::Owner, false);
         let browser = app.browser();
-        let token = browser.get("/login").await.csrf_token();
+        let token = browser.get(paths::LOGIN).await.csrf_token();
         let mut limited = 0;
         for n in 0..24 {
             // What nginx's $proxy_add_x_forwarded_for makes of a client at 203.0.113.9 that sent its
             // own rotating header: the client's text first, the address nginx saw last.
             let xff = format!("10.7.0.{n}, 203.0.113.9");
             let body = serde_html_form::to_string([("email", "ana@example.com"), ("password", "wrong password"), ("csrf_token", &token)]).unwrap();
-            let res = browser.request("POST", "/login", &[("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-for", &xff)], Some(body)).await;
+            let res = browser.request("POST", paths::LOGIN, &[("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-for", &xff)], Some(body)).await;
             if res.status == StatusCode::TOO_MANY_REQUESTS {
                 limited += 1;
             }
@@ -210,7 +211,7 @@ both_backends! {
     async fn without_trusted_proxies_forwarded_for_is_ignored(app) {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let client = app.browser();
-        let ads = format!("/api/v1/accounts/{acc}/ads");
+        let ads = paths::api(&acc, "ads");
         for n in 0..bms_keys::verify::FAILURES_PER_IP_PER_MINUTE {
             let xff = format!("10.8.{}.{}", n / 250, n % 250);
             client.request("GET", &ads, &[("x-api-key", "bms_guess"), ("x-forwarded-for", &xff)], None).await;
@@ -224,9 +225,9 @@ both_backends! {
     async fn sign_in_sends_the_user_on_only_to_a_console_page(app) {
         app.add_user("ana@example.com", "a long password here", "Shop", bms_keys::users::Role::Owner, false);
         let cases = [
-            ("/accounts", "/accounts"),
-            ("/docs/apis", "/docs/apis"),
-            ("/account/password", "/account/password"),
+            (paths::ACCOUNTS, paths::ACCOUNTS),
+            (paths::API_DOCS, paths::API_DOCS),
+            (paths::PASSWORD, paths::PASSWORD),
             ("/accounts/acc_x/permissions/api-keys?q=a", "/accounts/acc_x/permissions/api-keys?q=a"),
             ("/\t/evil.example", "/"),
             ("/%09/evil.example", "/"),
@@ -244,7 +245,7 @@ both_backends! {
             let browser = app.browser();
             let page = browser.get(&format!("/login?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))).await;
             assert_eq!(page.status, StatusCode::OK, "{next:?}");
-            let res = browser.post_form("/login", &[("email", "ana@example.com"), ("password", "a long password here"), ("csrf_token", &page.csrf_token()), ("next", next)]).await;
+            let res = browser.post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", "a long password here"), ("csrf_token", &page.csrf_token()), ("next", next)]).await;
             assert_eq!(res.status, StatusCode::SEE_OTHER, "{next:?}: {}", res.body);
             assert_eq!(res.location(), expected, "{next:?}");
         }
@@ -252,10 +253,10 @@ both_backends! {
 
     async fn a_failed_sign_in_leaves_the_current_session_alone(app) {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let page = owner.get("/login").await;
-        let res = owner.post_form("/login", &[("email", "ana@example.com"), ("password", "not the password"), ("csrf_token", &page.csrf_token())]).await;
+        let page = owner.get(paths::LOGIN).await;
+        let res = owner.post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", "not the password"), ("csrf_token", &page.csrf_token())]).await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
-        let res = owner.get(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let res = owner.get(&paths::keys(&acc)).await;
         assert_eq!(res.status, StatusCode::OK, "still signed in after a mistyped password");
     }
 
@@ -264,13 +265,13 @@ both_backends! {
     {
         app.add_user("ana@example.com", "a long password here", "Shop", bms_keys::users::Role::Owner, false);
         let browser = app.browser();
-        let page = browser.get("/login").await;
+        let page = browser.get(paths::LOGIN).await;
         assert_eq!(page.header("strict-transport-security"), Some("max-age=63072000; includeSubDomains"));
-        let res = browser.post_form("/login", &[("email", "ana@example.com"), ("password", "a long password here"), ("csrf_token", &page.csrf_token())]).await;
+        let res = browser.post_form(paths::LOGIN, &[("email", "ana@example.com"), ("password", "a long password here"), ("csrf_token", &page.csrf_token())]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         let home = browser.get_following("/").await;
         let csrf = home.csrf_token();
-        let res = browser.post_form("/logout", &[("csrf_token", &csrf)]).await;
+        let res = browser.post_form(paths::LOGOUT, &[("csrf_token", &csrf)]).await;
         let mut cookies = page.set_cookies();
         cookies.extend(res.set_cookies());
         let names: Vec<&str> = cookies.iter().map(|c| c.split('=').next().unwrap()).collect();
@@ -284,7 +285,7 @@ both_backends! {
     }
 
     async fn over_http_there_is_no_hsts(app) {
-        let page = app.browser().get("/login").await;
+        let page = app.browser().get(paths::LOGIN).await;
         assert_eq!(page.header("strict-transport-security"), None);
     }
 
@@ -293,8 +294,8 @@ both_backends! {
     {
         let direct = authority(&app.address).to_owned();
         for (target, content_type) in [
-            ("/login".to_owned(), "application/x-www-form-urlencoded"),
-            ("/v1/keys/verify".to_owned(), "application/json"),
+            (paths::LOGIN.to_owned(), "application/x-www-form-urlencoded"),
+            (paths::VERIFY.to_owned(), "application/json"),
         ] {
             let started = std::time::Instant::now();
             // Announces 100 bytes, sends 6, then waits.
@@ -313,7 +314,7 @@ both_backends! {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let (_, _, writer) = key_with_code(&owner, &acc, "Writer", &["ads.write"]).await;
         let direct = authority(&app.address).to_owned();
-        let target = format!("/api/v1/accounts/{acc}/ads");
+        let target = paths::api(&acc, "ads");
         let head = format!("POST {target} HTTP/1.1\r\nHost: x\r\nx-api-key: {writer}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na");
         let res = raw_http::send_stalled(&direct, head).await;
         assert_eq!(res.status, 408, "{res:?}");
@@ -331,7 +332,7 @@ both_backends! {
             encode_all(&secret),
             encode_all(&secret).replace('%', "%25"),
         ];
-        let keys = format!("/accounts/{acc}/permissions/api-keys");
+        let keys = paths::keys(&acc);
         for spelling in &spellings {
             owner.get(&format!("{keys}?q={spelling}")).await;
             owner.get(&format!("{keys}/{spelling}")).await;
@@ -355,7 +356,7 @@ async fn a_valid_code_is_never_refused_however_many_failures_its_client_had() {
     let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
     let (_, _, fresh) = key_with_code(&owner, &acc, "Fresh", &["ads.read"]).await;
     let client = app.browser();
-    let ads = format!("/api/v1/accounts/{acc}/ads");
+    let ads = paths::api(&acc, "ads");
     for _ in 0..200 {
         client
             .api("GET", &ads, &bms_keys::secrets::generate())

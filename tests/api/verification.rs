@@ -6,13 +6,10 @@ use actix_web::http::StatusCode;
 
 use crate::both_backends;
 use crate::helpers::{Browser, TestApp, captured_logs, key_with_code};
+use crate::paths;
 
 fn api(acc: &str, rest: &str) -> String {
     format!("/api/v1/accounts/{acc}/{rest}")
-}
-
-fn code_url(acc: &str, key: &str, code: &str) -> String {
-    format!("/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}")
 }
 
 both_backends! {
@@ -51,8 +48,8 @@ both_backends! {
         let res = client.api("GET", &url, &unknown).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::UNAUTHORIZED, "unknown".into()));
 
-        let csrf = owner.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
-        owner.post_form(&format!("{}/enabled", code_url(&acc, &key, &code)), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+        let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
+        owner.post_form(&paths::code_enabled(&acc, &key, &code), &[("csrf_token", &csrf), ("enabled", "false")]).await;
         let res = client.api("GET", &url, &secret).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::UNAUTHORIZED, "disabled".into()));
         assert!(res.body.contains("disabled"));
@@ -152,13 +149,13 @@ both_backends! {
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::FORBIDDEN, "no_access".into()));
 
         // Beta changes the link's policies: effective at once.
-        let link_url = format!("/accounts/{acc_b}/permissions/api-keys/{link}");
+        let link_url = paths::key(&acc_b, &link);
         let csrf = bob.csrf_token_of(&link_url).await;
         bob.post_form(&link_url, &[("csrf_token", &csrf), ("name", "From Alpha"), ("policy", "ads.read")]).await;
         assert_eq!(client.api("GET", &api(&acc_b, "metrics"), &secret).await.status, StatusCode::FORBIDDEN);
         assert_eq!(client.api("GET", &api(&acc_b, "ads"), &secret).await.status, StatusCode::OK);
         // Beta deletes the link.
-        bob.post_form(&format!("{link_url}/delete"), &[("csrf_token", &csrf)]).await;
+        bob.post_form(&paths::delete_key(&acc_b, &link), &[("csrf_token", &csrf)]).await;
         assert_eq!(client.api("GET", &api(&acc_b, "ads"), &secret).await.status, StatusCode::FORBIDDEN);
         assert_eq!(client.api("GET", &api(&acc_a, "ads"), &secret).await.status, StatusCode::OK);
     }
@@ -170,8 +167,8 @@ both_backends! {
         bob.link_key(&acc_b, &source, "", &["ads.read"]).await;
         let client = app.browser();
         assert_eq!(client.api("GET", &api(&acc_b, "ads"), &secret).await.status, StatusCode::OK);
-        let csrf = alice.csrf_token_of(&format!("/accounts/{acc_a}/permissions/api-keys")).await;
-        alice.post_form(&format!("/accounts/{acc_a}/permissions/api-keys/{source}/delete"), &[("csrf_token", &csrf)]).await;
+        let csrf = alice.csrf_token_of(&paths::keys(&acc_a)).await;
+        alice.post_form(&paths::delete_key(&acc_a, &source), &[("csrf_token", &csrf)]).await;
         let res = client.api("GET", &api(&acc_b, "ads"), &secret).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::UNAUTHORIZED, "unknown".into()));
     }
@@ -182,27 +179,27 @@ both_backends! {
         let client = app.browser();
         let ads = api(&acc, "ads");
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "warm the cache");
-        let csrf = owner.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
-        let key_url = format!("/accounts/{acc}/permissions/api-keys/{key}");
+        let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
+        let key_url = paths::key(&acc, &key);
         // A policy removed.
         owner.post_form(&key_url, &[("csrf_token", &csrf), ("name", "Reader"), ("policy", "metrics.read")]).await;
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::FORBIDDEN);
         owner.post_form(&key_url, &[("csrf_token", &csrf), ("name", "Reader"), ("policy", "ads.read")]).await;
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK);
         // Disabled, enabled, disabled and deleted.
-        let enabled = format!("{}/enabled", code_url(&acc, &key, &code));
+        let enabled = paths::code_enabled(&acc, &key, &code);
         owner.post_form(&enabled, &[("csrf_token", &csrf), ("enabled", "false")]).await;
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::UNAUTHORIZED);
         owner.post_form(&enabled, &[("csrf_token", &csrf), ("enabled", "true")]).await;
         assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK);
         owner.post_form(&enabled, &[("csrf_token", &csrf), ("enabled", "false")]).await;
-        owner.post_form(&format!("{}/delete", code_url(&acc, &key, &code)), &[("csrf_token", &csrf)]).await;
+        owner.post_form(&paths::delete_code(&acc, &key, &code), &[("csrf_token", &csrf)]).await;
         let res = client.api("GET", &ads, &secret).await;
         assert_eq!(Browser::error_code(&res), "unknown");
         // The key deleted with a live code.
         let (key2, _, secret2) = key_with_code(&owner, &acc, "Second", &["ads.read"]).await;
         assert_eq!(client.api("GET", &ads, &secret2).await.status, StatusCode::OK);
-        owner.post_form(&format!("/accounts/{acc}/permissions/api-keys/{key2}/delete"), &[("csrf_token", &csrf)]).await;
+        owner.post_form(&paths::delete_key(&acc, &key2), &[("csrf_token", &csrf)]).await;
         assert_eq!(client.api("GET", &ads, &secret2).await.status, StatusCode::UNAUTHORIZED);
     }
 
@@ -211,7 +208,7 @@ both_backends! {
         let (key, code, secret) = key_with_code(&owner, &acc, "Reader", &["ads.read"]).await;
         let client = app.browser();
         let ask = |key: &str, method: &str, path: &str| serde_json::json!({ "key": key, "method": method, "path": path }).to_string();
-        let post = |body: String| client.request("POST", "/v1/keys/verify", &[("content-type", "application/json")], Some(body));
+        let post = |body: String| client.request("POST", paths::VERIFY, &[("content-type", "application/json")], Some(body));
         let res = post(ask(&secret, "GET", &api(&acc, "ads"))).await;
         assert_eq!(res.status, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&res.body).unwrap();
@@ -243,23 +240,23 @@ both_backends! {
         let (key, _, secret) = key_with_code(&owner, &acc, "Reader", &["ads.read"]).await;
         let client = app.browser();
         let ads = api(&acc, "ads");
-        let res = client.request("GET", "/v1/auth/forward", &[("x-original-uri", &ads), ("x-original-method", "GET"), ("x-api-key", &secret)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-original-uri", &ads), ("x-original-method", "GET"), ("x-api-key", &secret)], None).await;
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(res.header("x-bms-account"), Some(acc.as_str()));
         assert_eq!(res.header("x-bms-api-key"), Some(key.as_str()));
         let with_query = format!("{ads}?apiKey={secret}&page=2");
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &with_query), ("x-forwarded-method", "GET")], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &with_query), ("x-forwarded-method", "GET")], None).await;
         assert_eq!(res.status, StatusCode::OK);
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &ads), ("x-forwarded-method", "POST"), ("x-api-key", &secret)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &ads), ("x-forwarded-method", "POST"), ("x-api-key", &secret)], None).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &ads), ("x-forwarded-method", "GET")], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &ads), ("x-forwarded-method", "GET")], None).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::UNAUTHORIZED, "missing".into()));
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", "no-slash"), ("x-forwarded-method", "GET"), ("x-api-key", &secret)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", "no-slash"), ("x-forwarded-method", "GET"), ("x-api-key", &secret)], None).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_path".into()));
         // Never a default: no method, or no URI, is the gateway's mistake, not a GET of "/".
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &ads), ("x-api-key", &secret)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &ads), ("x-api-key", &secret)], None).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_request".into()));
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-method", "GET"), ("x-api-key", &secret)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-method", "GET"), ("x-api-key", &secret)], None).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::BAD_REQUEST, "bad_request".into()));
     }
 
@@ -288,10 +285,10 @@ both_backends! {
         let res = client.api("GET", &ads, &fresh).await;
         assert_eq!(res.status, StatusCode::OK, "a valid code never looked up before: {}", res.body);
         // The same through the delegation endpoints.
-        let res = client.request("GET", "/v1/auth/forward", &[("x-forwarded-uri", &ads), ("x-forwarded-method", "GET"), ("x-api-key", &fresh)], None).await;
+        let res = client.request("GET", paths::FORWARD_AUTH, &[("x-forwarded-uri", &ads), ("x-forwarded-method", "GET"), ("x-api-key", &fresh)], None).await;
         assert_eq!(res.status, StatusCode::OK);
         let body = serde_json::json!({ "key": used, "method": "GET", "path": ads }).to_string();
-        let res = client.request("POST", "/v1/keys/verify", &[("content-type", "application/json")], Some(body)).await;
+        let res = client.request("POST", paths::VERIFY, &[("content-type", "application/json")], Some(body)).await;
         assert!(res.body.contains(r#""valid":true"#), "{}", res.body);
     }
 
@@ -314,11 +311,11 @@ both_backends! {
         let day = &metrics["days"][0];
         assert_eq!(day["api_key_id"], key.as_str());
         assert!(day["requests"].as_i64().unwrap() >= 3, "{metrics}");
-        let list = owner.get(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let list = owner.get(&paths::keys(&acc)).await;
         assert!(!list.body.contains(">Never<"), "last used is shown");
-        let page = owner.get(&format!("/accounts/{acc}/permissions/api-keys/{key}")).await;
+        let page = owner.get(&paths::key(&acc, &key)).await;
         assert!(page.body.contains("usage-chart") && page.body.contains("requests in the last 30 days"));
-        let tab = owner.get(&format!("/accounts/{acc}/permissions/api-keys/{key}/access-codes")).await;
+        let tab = owner.get(&paths::codes(&acc, &key)).await;
         assert!(!tab.body.contains(">Never<"), "the code's last use is shown");
     }
 
@@ -374,13 +371,11 @@ async fn a_disable_on_one_instance_is_refused_by_another_within_a_second() {
         StatusCode::OK,
         "cached on the second instance"
     );
-    let csrf = owner
-        .csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys"))
-        .await;
+    let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
     let disabled_at = std::time::Instant::now();
     owner
         .post_form(
-            &format!("{}/enabled", code_url(&acc, &key, &code)),
+            &paths::code_enabled(&acc, &key, &code),
             &[("csrf_token", &csrf), ("enabled", "false")],
         )
         .await;
@@ -406,18 +401,18 @@ both_backends! {
         settings(|s: &mut bms_keys::config::Settings| s.verify_failures_per_minute = 100_000)
     {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
-        let csrf = owner.csrf_token_of(&format!("/accounts/{acc}/permissions/api-keys")).await;
+        let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
         let client = app.browser();
         let ads = api(&acc, "ads");
         for round in 0..20 {
             let (key, code, secret) = key_with_code(&owner, &acc, &format!("Race {round}"), &["ads.read"]).await;
             assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "cached");
-            owner.post_form(&format!("{}/enabled", code_url(&acc, &key, &code)), &[("csrf_token", &csrf), ("enabled", "false")]).await;
-            owner.post_form(&format!("{}/enabled", code_url(&acc, &key, &code)), &[("csrf_token", &csrf), ("enabled", "true")]).await;
+            owner.post_form(&paths::code_enabled(&acc, &key, &code), &[("csrf_token", &csrf), ("enabled", "false")]).await;
+            owner.post_form(&paths::code_enabled(&acc, &key, &code), &[("csrf_token", &csrf), ("enabled", "true")]).await;
             assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "cached again");
             // Verifications racing the key's deletion: any may pass before it returns, none after.
             let racing = futures_util::future::join_all((0..16).map(|_| client.api("GET", &ads, &secret)));
-            let delete_url = format!("/accounts/{acc}/permissions/api-keys/{key}/delete");
+            let delete_url = paths::delete_key(&acc, &key);
             let delete_form = [("csrf_token", csrf.as_str())];
             let deletion = owner.post_form(&delete_url, &delete_form);
             let (during, deleted) = futures_util::future::join(racing, deletion).await;
