@@ -1,7 +1,10 @@
 //! bms-keys: the BMS console's Permissions → API Keys, and the verification path of the BMS APIs.
 //!
 //! Layers, from the URL to the row: `web` (routes and thin handlers) → domain modules (one per concept:
-//! `accounts`, `users`, `sessions`, `access`, `audit`, …) → `db` and `schema`.
+//! `accounts`, `users`, `sessions`, `access`, `audit`, `api_keys`, `access_codes`, …) → `db` and
+//! `schema`. Every change on a member's behalf goes through `revocation::commit` (via the console's
+//! `SignedIn::change_in`), so that what it revoked reaches every instance's cache; `ids` and
+//! `text_enum` keep ids and stored enums well-formed from where they enter.
 
 pub mod access;
 pub mod access_codes;

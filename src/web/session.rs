@@ -1,5 +1,6 @@
-//! The console's browser session on the HTTP side: the cookies, the `SignedIn` extractor, CSRF checks,
-//! the client's IP, and flash messages.
+//! The console's browser session on the HTTP side: the cookies, the `SignedIn` extractor (with the
+//! two ways into an account: `read_in`, and `change_in`, the one write path), CSRF checks, flash
+//! messages and the `next=` check.
 
 use std::future::Future;
 use std::pin::Pin;
