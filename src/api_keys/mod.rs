@@ -181,8 +181,13 @@ pub fn link(
         let source_id = input.linked_key_id.trim();
         let mut input = input.clone();
         if input.name.trim().is_empty() {
-            // The name is optional when linking; the id stands in for it.
-            input.name = source_id.to_owned();
+            // The name is optional when linking: the id stands in for it. With no id either, the one
+            // message is by the ID field ("Enter the ID…"), never also by the optional name.
+            input.name = if source_id.is_empty() {
+                "(no ID)".to_owned()
+            } else {
+                source_id.to_owned()
+            };
         }
         let allowed = active_policy_names(conn)?;
         let valid = validate(&input, &allowed, true, &mut errors);

@@ -125,6 +125,7 @@ both_backends! {
             assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{id}");
             assert!(res.body.contains(message), "{id}: expected {message:?}");
             assert!(!res.body.contains("Alpha") && !res.body.contains("Beta&") , "{id}: no other account is named");
+            assert!(!res.body.contains("Enter a name for the API key."), "{id}: the name is optional when linking");
         }
         assert_eq!(audit_actions(&app, &acc_c).iter().filter(|a| a.0 == "api_key.linked").count(), 0);
     }
