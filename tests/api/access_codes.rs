@@ -64,6 +64,9 @@ both_backends! {
         assert!(page.body.contains("<svg"), "QR code");
         assert!(page.body.contains("/download"), "download link");
         assert!(page.body.contains("Headers are safer than URLs"));
+        // The banner and the card agree: the secret is not shown only once.
+        assert!(page.body.contains("Access code created.") && page.body.contains("you can open it again later"), "banner");
+        assert!(!page.body.contains("secret now"), "nothing suggests the secret is shown only once");
 
         let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Zapier production") && tab.body.contains(&format!("{}…", &secret[..8])));

@@ -263,7 +263,7 @@ pub async fn create_access_code(
                 AccountUrls::new(&account_id).access_code(&key_id, &code.id)
             ),
             &Flash::success(
-                "Access code created. Copy or download the secret now and keep it safe.",
+                "Access code created. Copy the secret into your integration or download it; you can open it again later from the code's row.",
             ),
         )),
         Err(error) => {
