@@ -394,12 +394,28 @@ async fn the_user_guide_journey_in_chromium() {
         assert!(audit.contains(action), "{action} in the audit log");
     }
     s.shot("audit-owner").await;
-    // The same list on a phone and on a wide screen.
+    // The same list on a phone and on a wide screen, with a key that has no tags.
+    let other_tab = app.browser();
+    other_tab.log_in(OLIVIA, PASSWORD).await;
+    other_tab
+        .create_key(&acme, "No tags", "", &["ads.read"])
+        .await;
     s.goto(&paths::keys(&acme)).await;
     for (width, height, name) in [(375, 812, "api-keys-375px"), (1440, 900, "api-keys-1440px")] {
         s.client.set_window_size(width, height).await.unwrap();
         s.wait_text("Zapier").await;
         s.shot(name).await;
+        // On a phone each cell shows its column's name as a label: never a label with nothing after it.
+        let bare_labels = s
+            .js("return Array.from(document.querySelectorAll('td[data-label]')).filter(td => td.getClientRects().length > 0 && td.textContent.trim() === '').map(td => td.dataset.label)")
+            .await;
+        if width == 375 {
+            assert_eq!(
+                bare_labels,
+                serde_json::json!([]),
+                "labels with nothing after them at {width}px"
+            );
+        }
     }
     s.client.clone().close().await.unwrap();
 }
