@@ -35,38 +35,68 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Tags from the comma-separated field: trimmed, lower-cased, de-duplicated, in the order typed.
+/// Tags from the comma-separated field: trimmed, lower-cased, de-duplicated, in the order typed. A
+/// refusal names every tag that cannot be used, as typed, and what is wrong with each.
 pub fn parse_tags(raw: &str) -> Result<Vec<String>, String> {
     if crate::secrets::contains_secret_like(raw) {
         return Err(crate::secrets::PASTED_SECRET.to_owned());
     }
     let mut tags: Vec<String> = Vec::new();
-    for tag in raw
-        .split(',')
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| !t.is_empty())
-    {
-        if tag.chars().count() > MAX_TAG_LEN {
-            return Err(format!(
-                "The tag \"{tag}\" is too long: use at most 32 characters per tag."
+    let mut problems: Vec<String> = Vec::new();
+    for typed in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let tag = typed.to_lowercase();
+        let length = tag.chars().count();
+        if length > MAX_TAG_LEN {
+            problems.push(format!(
+                "\"{}…\" is {length} characters long (at most {MAX_TAG_LEN})",
+                typed.chars().take(MAX_TAG_LEN).collect::<String>()
             ));
+            continue;
         }
-        if !tag
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.:".contains(&b))
+        let mut unusable: Vec<char> = Vec::new();
+        for c in typed
+            .chars()
+            .filter(|c| !is_tag_char(c.to_ascii_lowercase()))
         {
-            return Err(format!(
-                "The tag \"{tag}\" has characters tags cannot use: use a-z, 0-9, and - _ . : only."
-            ));
+            if !unusable.contains(&c) {
+                unusable.push(c);
+            }
+        }
+        if !unusable.is_empty() {
+            let shown: Vec<String> = unusable.iter().map(|c| describe_char(*c)).collect();
+            problems.push(format!("\"{typed}\" cannot contain {}", shown.join(", ")));
+            continue;
         }
         if !tags.contains(&tag) {
             tags.push(tag);
         }
     }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{}. Tags use a-z, 0-9 and - _ . : only.",
+            problems.join("; ")
+        ));
+    }
     if tags.len() > MAX_TAGS {
-        return Err("Use at most 20 tags.".to_owned());
+        return Err(format!(
+            "{} different tags: use at most {MAX_TAGS}.",
+            tags.len()
+        ));
     }
     Ok(tags)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.:".contains(c)
+}
+
+/// A character as a message can show it: a space or a control character by name, others quoted.
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() || c.is_whitespace() => format!("U+{:04X}", u32::from(c)),
+        c => format!("\"{c}\""),
+    }
 }
 
 /// The input after validation.
@@ -130,6 +160,12 @@ mod tests {
         assert!(parse_tags("no spaces").is_err());
         assert!(parse_tags("ünïcode").is_err());
         assert!(parse_tags(&"x".repeat(33)).is_err());
+        // Every bad tag is named as typed, with what is wrong with it.
+        let err = parse_tags("ok, Bad Tag!, x/y/z, fine, Ünï").unwrap_err();
+        assert_eq!(
+            err,
+            r#""Bad Tag!" cannot contain a space, "!"; "x/y/z" cannot contain "/"; "Ünï" cannot contain "Ü", "ï". Tags use a-z, 0-9 and - _ . : only."#
+        );
         let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
         assert!(parse_tags(&many.join(",")).is_err());
         let twenty: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();

@@ -48,7 +48,7 @@ both_backends! {
         for (name, tags, policy, message) in [
             ("", "ok", "ads.read", "Enter a name for the API key."),
             (long.as_str(), "", "ads.read", "Use at most 100 characters."),
-            ("Fine", "bad tag!", "ads.read", "has characters tags cannot use"),
+            ("Fine", "ok, Bad tag!, x/y", "ads.read", "&#34;Bad tag!&#34; cannot contain a space, &#34;!&#34;; &#34;x/y&#34; cannot contain &#34;/&#34;"),
             ("Fine", "", "no.such.policy", "One of the selected policies does not exist."),
         ] {
             let res = browser
