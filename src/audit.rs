@@ -29,6 +29,7 @@ crate::text_enum! {
         ApiKeyLinked = "api_key.linked",
         ApiKeyUpdated = "api_key.updated",
         ApiKeyDeleted = "api_key.deleted",
+        LinkRemoved = "api_key.link_removed",
         AccessCodeCreated = "access_code.created",
         AccessCodeSecretViewed = "access_code.secret_viewed",
         AccessCodeDownloaded = "access_code.downloaded",

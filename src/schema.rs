@@ -64,6 +64,16 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
+        link_removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    removed_links (source_key_id, account_id) {
+        source_key_id -> Text,
+        account_id -> Text,
+        link_key_id -> Text,
+        removed_at -> Timestamp,
     }
 }
 
@@ -160,6 +170,7 @@ diesel::joinable!(api_key_policies -> api_keys (api_key_id));
 diesel::joinable!(api_key_policies -> policies (policy_name));
 diesel::joinable!(access_codes -> api_keys (api_key_id));
 diesel::joinable!(usage_daily -> api_keys (api_key_id));
+diesel::joinable!(removed_links -> accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -176,4 +187,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     ads,
     drive_files,
     server_settings,
+    removed_links,
 );

@@ -29,7 +29,13 @@ pub enum LinkSource {
         key_id: String,
         account_name: String,
     },
+    /// The source key's account deleted it.
     Deleted,
+    /// The source key's owner removed this link; the source id while that key still exists.
+    Removed {
+        source_key_id: Option<String>,
+        removed_at: PrimitiveDateTime,
+    },
 }
 
 /// Everything shown about a set of keys besides the key rows, loaded in a few batched queries.
@@ -111,7 +117,22 @@ pub fn details_of(conn: &mut DbConn, keys: &[ApiKey]) -> QueryResult<KeyDetails>
             .into_iter()
             .collect()
     };
+    let removed_ids: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.link_removed_at.is_some())
+        .map(|k| k.id.as_str())
+        .collect();
+    let removed_sources = super::links::removed_sources(conn, &removed_ids)?;
     for key in keys.iter().filter(|k| k.is_linked()) {
+        if let Some(removed_at) = key.link_removed_at {
+            let source_key_id = removed_sources.get(&key.id).cloned();
+            let removed = LinkSource::Removed {
+                source_key_id,
+                removed_at,
+            };
+            details.sources.insert(key.id.clone(), removed);
+            continue;
+        }
         let source = key
             .linked_key_id
             .as_ref()

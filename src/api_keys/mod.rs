@@ -4,6 +4,7 @@
 //! `input` checks what the editor submits, `listing` reads keys for the pages.
 
 mod input;
+mod links;
 mod listing;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ use crate::schema::{access_codes, api_key_policies, api_key_tags, api_keys};
 
 pub use input::{KeyInput, MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS, name_problem, parse_tags};
 use input::{ValidKey, validate};
+pub use links::{LinkingAccount, RemovedLink, find_link, links_to, remove_link};
 pub use listing::{
     HeldPolicy, KeyDetails, KeyPage, LinkSource, ListFilter, PAGE_SIZE, account_has_keys,
     details_of, list_for_account, tags_in_account,
@@ -40,6 +42,8 @@ pub struct ApiKey {
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
     pub last_used_at: Option<PrimitiveDateTime>,
+    /// Set when the source key's owner removed this link (`links::remove_link`).
+    pub link_removed_at: Option<PrimitiveDateTime>,
 }
 
 crate::text_enum! {
@@ -68,6 +72,7 @@ impl ApiKey {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            link_removed_at: None,
         }
     }
 
@@ -179,18 +184,6 @@ pub fn link(
     db::write_transaction(conn, |conn| {
         let mut errors = FieldErrors::new();
         let source_id = input.linked_key_id.trim();
-        let mut input = input.clone();
-        if input.name.trim().is_empty() {
-            // The name is optional when linking: the id stands in for it. With no id either, the one
-            // message is by the ID field ("Enter the ID…"), never also by the optional name.
-            input.name = if source_id.is_empty() {
-                "(no ID)".to_owned()
-            } else {
-                source_id.to_owned()
-            };
-        }
-        let allowed = active_policy_names(conn)?;
-        let valid = validate(&input, &allowed, true, &mut errors);
         let source = match check_link_source(conn, &access.account.id, source_id)? {
             Ok(source) => Some(source),
             Err(message) => {
@@ -198,6 +191,17 @@ pub fn link(
                 None
             }
         };
+        let mut input = input.clone();
+        if input.name.trim().is_empty() {
+            // The name is optional when linking: the source key's name stands in for it (never its
+            // id, which would show as a second `key_` id beside the link's own). Without a usable
+            // source, the one message is by the ID field, never also by the optional name.
+            input.name = source
+                .as_ref()
+                .map_or_else(|| "(no source)".to_owned(), |s| s.name.clone());
+        }
+        let allowed = active_policy_names(conn)?;
+        let valid = validate(&input, &allowed, true, &mut errors);
         let (Some(valid), Some(source)) = (valid, source) else {
             return Err(AppError::Invalid(errors));
         };
@@ -265,6 +269,12 @@ fn check_link_source(
     }
     if source.is_linked() {
         return Ok(Err(CANNOT_LINK));
+    }
+    if links::was_removed(conn, &source.id, account_id)? {
+        return Ok(Err(
+            "The owner of this API key removed this account's link to it, so it cannot be linked \
+             again. Ask them for the ID of another key.",
+        ));
     }
     let already: i64 = api_keys::table
         .filter(api_keys::account_id.eq(account_id))

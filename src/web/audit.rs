@@ -18,7 +18,7 @@ use crate::web::urls::AccountUrls;
 const PAGE_SIZE: i64 = 50;
 
 pub struct EventView {
-    pub at: String,
+    pub at: display::Moment,
     pub actor: String,
     pub staff: bool,
     pub action: &'static str,
@@ -74,7 +74,7 @@ pub async fn list_audit_events(
     let events = events
         .into_iter()
         .map(|e| EventView {
-            at: display::datetime(&e.occurred_at),
+            at: display::Moment::datetime(&e.occurred_at),
             actor: e.actor_email,
             staff: e.actor_is_staff,
             action: e.action.as_str(),

@@ -110,6 +110,8 @@ route_table! {
         get(api_keys::show_api_key), post(api_keys::update_api_key);
     "/accounts/{acc}/permissions/api-keys/{key}/delete" =>
         get(api_keys::confirm_delete_api_key), post(api_keys::delete_api_key);
+    "/accounts/{acc}/permissions/api-keys/{key}/links/{link}/remove" =>
+        get(api_keys::links::confirm_remove_link), post(api_keys::links::remove_link);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes" =>
         get(access_codes::list_access_codes), post(access_codes::create_access_code);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}" =>

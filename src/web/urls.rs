@@ -33,6 +33,11 @@ impl AccountUrls {
         format!("{}/{key_id}/delete", self.api_keys())
     }
 
+    /// The confirmation page (`GET`) and the removal (`POST`) of another account's link to a key.
+    pub fn remove_link(&self, key_id: &str, link_key_id: &str) -> String {
+        format!("{}/{key_id}/links/{link_key_id}/remove", self.api_keys())
+    }
+
     pub fn access_codes(&self, key_id: &str) -> String {
         format!("{}/{key_id}/access-codes", self.api_keys())
     }

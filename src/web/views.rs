@@ -1,7 +1,7 @@
 //! What the key pages show of a key, built once from the model: shared by the key and access-code
 //! handlers.
 
-use crate::api_keys::{ApiKey, HeldPolicy, KeyDetails, LinkSource};
+use crate::api_keys::{ApiKey, HeldPolicy, KeyDetails, LinkSource, LinkingAccount};
 use crate::web::display;
 use crate::web::urls::AccountUrls;
 
@@ -13,24 +13,52 @@ pub struct KeyView {
     pub linked: bool,
     pub tags: Vec<String>,
     pub policies: Vec<HeldPolicy>,
-    /// "Own key", "Linked from Acme", "Linked — source key deleted".
+    /// "Own key", "Linked from Acme", "Linked — source key deleted", "Linked — link removed".
     pub origin: String,
-    pub source_deleted: bool,
+    /// A linked key's source key, while it is known.
+    pub source_id: Option<String>,
+    /// Why a linked key grants nothing any more (source deleted, link removed), to show on its page.
+    pub broken_link: Option<String>,
     pub code_count: i64,
     /// Days left on the soonest-expiring enabled code, when within 30 days.
     pub expiring_in: Option<i64>,
-    pub created: String,
-    pub last_used: String,
+    pub created: display::Moment,
+    pub last_used: display::Moment,
 }
 
 impl KeyView {
     pub fn new(key: &ApiKey, details: &KeyDetails, urls: &AccountUrls) -> Self {
-        let (origin, source_deleted) = match details.sources.get(&key.id) {
-            None => ("Own key".to_owned(), false),
-            Some(LinkSource::Key { account_name, .. }) => {
-                (format!("Linked from {account_name}"), false)
-            }
-            Some(LinkSource::Deleted) => ("Linked — source key deleted".to_owned(), true),
+        let (origin, source_id, broken_link) = match details.sources.get(&key.id) {
+            None => ("Own key".to_owned(), None, None),
+            Some(LinkSource::Key {
+                account_name,
+                key_id,
+            }) => (
+                format!("Linked from {account_name}"),
+                Some(key_id.clone()),
+                None,
+            ),
+            Some(LinkSource::Deleted) => (
+                "Linked — source key deleted".to_owned(),
+                None,
+                Some(
+                    "The source key was deleted by its account. This link grants nothing; you can \
+                     delete it."
+                        .to_owned(),
+                ),
+            ),
+            Some(LinkSource::Removed {
+                source_key_id,
+                removed_at,
+            }) => (
+                "Linked — link removed by the source".to_owned(),
+                source_key_id.clone(),
+                Some(format!(
+                    "The owner of the source key removed this link on {} UTC. It grants nothing, \
+                     and the key cannot be linked again; you can delete it.",
+                    display::datetime(removed_at).trim_end_matches(" UTC")
+                )),
+            ),
         };
         Self {
             id: key.id.clone(),
@@ -40,19 +68,35 @@ impl KeyView {
             tags: details.tags.get(&key.id).cloned().unwrap_or_default(),
             policies: details.policies.get(&key.id).cloned().unwrap_or_default(),
             origin,
-            source_deleted,
+            source_id,
+            broken_link,
             code_count: details.code_counts.get(&key.id).copied().unwrap_or(0),
             expiring_in: details.expiring.get(&key.id).copied(),
-            created: display::date(&key.created_at),
-            last_used: display::datetime_or_never(&key.last_used_at),
+            created: display::Moment::date(&key.created_at),
+            last_used: display::Moment::or_never(&key.last_used_at),
         }
     }
+}
 
-    /// The linked key's source id, shown on its page.
-    pub fn source_id(key: &ApiKey, details: &KeyDetails) -> Option<String> {
-        match details.sources.get(&key.id) {
-            Some(LinkSource::Key { key_id, .. }) => Some(key_id.clone()),
-            _ => None,
+/// Another account's link to a key, as the source key's page lists it.
+pub struct LinkView {
+    pub account_name: String,
+    pub link_key_id: String,
+    pub linked_at: display::Moment,
+    pub policies: Vec<HeldPolicy>,
+    pub last_used: display::Moment,
+    pub remove_url: String,
+}
+
+impl LinkView {
+    pub fn new(source_key_id: &str, link: &LinkingAccount, urls: &AccountUrls) -> Self {
+        Self {
+            account_name: link.account_name.clone(),
+            link_key_id: link.link_key_id.clone(),
+            linked_at: display::Moment::date(&link.linked_at),
+            policies: link.policies.clone(),
+            last_used: display::Moment::or_never(&link.last_used_at),
+            remove_url: urls.remove_link(source_key_id, &link.link_key_id),
         }
     }
 }

@@ -5,7 +5,7 @@ use bms_keys::ids::ApiKeyId;
 use bms_keys::users::Role;
 
 use crate::both_backends;
-use crate::helpers::{PASSWORD, audit_actions, escaped};
+use crate::helpers::{PASSWORD, audit_actions, escaped, key_with_code};
 use crate::paths;
 
 both_backends! {
@@ -93,11 +93,18 @@ both_backends! {
         assert!(list.body.contains("Linked from Alpha"));
         assert!(audit_actions(&app, &acc_b)[0].0 == "api_key.linked");
 
-        // Without a name, the id names the link.
+        // The link's page names each id once, by what it is.
+        let link = res.location().rsplit('/').next().unwrap().to_owned();
+        assert!(link_page.body.contains(&format!(r#"ID <code class="key-id" id="api-key-id">{link}</code>"#)), "{}", link_page.body);
+        assert!(link_page.body.contains(&format!(r#"source key <code class="key-id">{source}</code>"#)));
+        assert!(link_page.body.contains("Linked from Alpha"));
+
+        // Without a name, the source key's name names the link, never its id (a second `key_` id).
         let other = alice.create_key(&acc_a, "Second", "", &[]).await;
         let res = bob.link_key(&acc_b, &other, "", &["ads.read"]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
-        assert!(bob.get(&paths::keys(&acc_b)).await.body.contains(&format!(">{other}</a>")));
+        let list = bob.get(&paths::keys(&acc_b)).await;
+        assert!(list.body.contains(">Second</a>") && !list.body.contains(&format!(">{other}</a>")));
     }
 
     async fn linking_refuses_bad_ids_with_messages_that_reveal_nothing(app) {
@@ -186,6 +193,81 @@ both_backends! {
 
         let bobs = bob.get(&paths::keys(&acc_b)).await;
         assert!(bobs.body.contains("Linked — source key deleted"));
+    }
+
+    async fn the_source_owner_sees_the_accounts_linking_a_key_and_can_remove_a_link(app) {
+        let (alice, acc_a) = app.signed_in_owner("alice@example.com", "Alpha").await;
+        let (source, _code, secret) = key_with_code(&alice, &acc_a, "Shared", &["ads.read"]).await;
+        let source_page = alice.get(&paths::key(&acc_a, &source)).await;
+        assert!(source_page.body.contains("No other account links this key."));
+        let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
+        let res = bob.link_key(&acc_b, &source, "From Alpha", &["ads.read", "metrics.read"]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let link = res.location().rsplit('/').next().unwrap().to_owned();
+        let client = app.browser();
+        let ads = paths::api(&acc_b, "ads");
+        assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "the link grants");
+
+        // The source key's page lists the linking account with what it granted.
+        let source_page = alice.get(&paths::key(&acc_a, &source)).await;
+        assert!(source_page.body.contains("Linked by other accounts"));
+        assert!(source_page.body.contains("<td>Beta</td>"), "{}", source_page.body);
+        assert!(source_page.body.contains(">ads.read</span>") && source_page.body.contains(">metrics.read</span>"));
+        let remove = paths::remove_link(&acc_a, &source, &link);
+        assert!(source_page.body.contains(&format!("href=\"{remove}\"")));
+
+        // Nobody else can remove it: not the linking account, not a viewer, not another key's owner.
+        assert_eq!(bob.get(&paths::remove_link(&acc_b, &source, &link)).await.status, StatusCode::NOT_FOUND);
+        app.add_user("vic@example.com", PASSWORD, "Alpha", Role::Viewer, false);
+        let vic = app.browser();
+        vic.log_in("vic@example.com", PASSWORD).await;
+        let viewer_page = vic.get(&paths::key(&acc_a, &source)).await;
+        assert!(viewer_page.body.contains("<td>Beta</td>") && !viewer_page.body.contains(&remove), "a viewer sees, cannot remove");
+        let csrf = vic.csrf_token_of(&paths::keys(&acc_a)).await;
+        assert_eq!(vic.post_form(&remove, &[("csrf_token", &csrf)]).await.status, StatusCode::FORBIDDEN);
+        let other = alice.create_key(&acc_a, "Other", "", &[]).await;
+        assert_eq!(alice.get(&paths::remove_link(&acc_a, &other, &link)).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::OK, "refusals changed nothing");
+
+        // The owner confirms, and the link stops granting at once.
+        let confirm = alice.get(&remove).await;
+        assert_eq!(confirm.status, StatusCode::OK);
+        assert!(confirm.body.contains("Remove Beta’s link to “Shared”?") && confirm.body.contains("Cancel"));
+        let res = alice.post_form(&remove, &[("csrf_token", &confirm.csrf_token())]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(res.location(), paths::key(&acc_a, &source));
+        let after = alice.get(res.location()).await;
+        assert!(after.body.contains("Link removed") && after.body.contains("No other account links this key."));
+        let refused = client.api("GET", &ads, &secret).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        assert_eq!(client.api("GET", &paths::api(&acc_a, "ads"), &secret).await.status, StatusCode::OK, "the key still works at home");
+
+        // Both audit logs say so; Beta's names Alpha, not Alice.
+        let (action, _, details) = audit_actions(&app, &acc_a)[0].clone();
+        assert_eq!(action, "api_key.link_removed");
+        assert!(details.contains(&link) && details.contains("Beta"), "{details}");
+        let (action, _, details) = audit_actions(&app, &acc_b)[0].clone();
+        assert_eq!(action, "api_key.link_removed");
+        assert!(details.contains(&source), "{details}");
+        let log = bob.get(&paths::audit(&acc_b)).await;
+        assert!(log.body.contains("An owner of Alpha") && !log.body.contains("alice@example.com"));
+
+        // Beta's key says what happened, and the key cannot be linked again, even after deleting it.
+        let bobs = bob.get(&paths::key(&acc_b, &link)).await;
+        assert!(bobs.body.contains("The owner of the source key removed this link"), "{}", bobs.body);
+        assert!(bobs.body.contains(&format!("source key <code class=\"key-id\">{source}</code>")));
+        assert!(bob.get(&paths::keys(&acc_b)).await.body.contains("link removed by the source"));
+        let again = bob.link_key(&acc_b, &source, "", &["ads.read"]).await;
+        assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(again.body.contains("removed this account&#39;s link to it"), "{}", again.body);
+        let csrf = bob.csrf_token_of(&paths::keys(&acc_b)).await;
+        assert_eq!(bob.post_form(&paths::delete_key(&acc_b, &link), &[("csrf_token", &csrf)]).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(bob.link_key(&acc_b, &source, "", &["ads.read"]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(client.api("GET", &ads, &secret).await.status, StatusCode::FORBIDDEN);
+
+        // Removing it twice: the link is gone.
+        let csrf = alice.csrf_token_of(&paths::keys(&acc_a)).await;
+        assert_eq!(alice.post_form(&remove, &[("csrf_token", &csrf)]).await.status, StatusCode::NOT_FOUND);
     }
 
     async fn the_editor_mode_is_create_or_link_and_anything_else_is_refused(app) {

@@ -74,6 +74,11 @@ pub fn audit(acc: &str) -> String {
     format!("/accounts/{acc}/audit")
 }
 
+/// The confirmation (`GET`) and removal (`POST`) of another account's link `link` to `key`.
+pub fn remove_link(acc: &str, key: &str, link: &str) -> String {
+    format!("/accounts/{acc}/permissions/api-keys/{key}/links/{link}/remove")
+}
+
 /// A built-in BMS API of the account: `ads`, `metrics`, `drive-files`, `ping`.
 pub fn api(acc: &str, api: &str) -> String {
     format!("/api/v1/accounts/{acc}/{api}")

@@ -26,6 +26,7 @@ enum Case {
     LinkPoliciesChange,
     OwnKeyDeleted,
     LinkDeleted,
+    LinkRemovedBySource,
     CodeDisabled,
     CodeDeleted,
 }
@@ -37,6 +38,7 @@ fn effect(path: &str) -> Effect {
         "" => Effect::Changes(&[Case::LinkGrantsTheLinkingAccount]),
         "/{key}" => Effect::Changes(&[Case::OwnKeyPoliciesChange, Case::LinkPoliciesChange]),
         "/{key}/delete" => Effect::Changes(&[Case::OwnKeyDeleted, Case::LinkDeleted]),
+        "/{key}/links/{link}/remove" => Effect::Changes(&[Case::LinkRemovedBySource]),
         "/{key}/access-codes/{code}/enabled" => Effect::Changes(&[Case::CodeDisabled]),
         "/{key}/access-codes/{code}/delete" => Effect::Changes(&[Case::CodeDeleted]),
         "/{key}/access-codes" => {
@@ -109,6 +111,14 @@ impl World {
                 .await;
                 (before, self.ads(a, &secret).await)
             }
+            Case::LinkRemovedBySource => {
+                let res = bob.link_key(b, &key, "Linked", &["ads.read"]).await;
+                let link = res.location().rsplit('/').next().unwrap().to_owned();
+                let before = self.ads(b, &secret).await;
+                self.post(alice, a, &paths::remove_link(a, &key, &link), &[])
+                    .await;
+                (before, self.ads(b, &secret).await)
+            }
             Case::LinkPoliciesChange | Case::LinkDeleted => {
                 let res = bob.link_key(b, &key, "Linked", &["ads.read"]).await;
                 let link = res.location().rsplit('/').next().unwrap().to_owned();
@@ -169,7 +179,9 @@ impl World {
                 (StatusCode::OK, StatusCode::FORBIDDEN)
             }
             Case::OwnKeyDeleted => (StatusCode::OK, StatusCode::UNAUTHORIZED),
-            Case::LinkDeleted => (StatusCode::OK, StatusCode::FORBIDDEN),
+            Case::LinkDeleted | Case::LinkRemovedBySource => {
+                (StatusCode::OK, StatusCode::FORBIDDEN)
+            }
             Case::CodeDisabled => (StatusCode::OK, StatusCode::UNAUTHORIZED),
             Case::CodeDeleted => unreachable!(),
         };
@@ -201,6 +213,6 @@ both_backends! {
                 Effect::Nothing(_why) => {}
             }
         }
-        assert_eq!(cases, 7, "every case ran");
+        assert_eq!(cases, 8, "every case ran");
     }
 }

@@ -17,7 +17,7 @@ use crate::web::render::{html, html_with_status};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
 use crate::web::state::{AppState, State};
 use crate::web::urls::AccountUrls;
-use crate::web::views::KeyView;
+use crate::web::views::{KeyView, LinkView};
 
 use crate::web::api_keys::editor::KeyForm;
 
@@ -26,13 +26,13 @@ use crate::web::api_keys::editor::KeyForm;
 struct ShowKeyPage {
     layout: Layout,
     key: KeyView,
-    source_id: Option<String>,
+    /// Other accounts' links to this key (own keys only).
+    links: Vec<LinkView>,
     form: KeyForm,
     selected: BTreeSet<String>,
     errors: FieldErrors,
     policies: Vec<Policy>,
     update_url: String,
-    delete_url: String,
     access_codes_url: String,
     usage_total: i64,
     usage_chart: String,
@@ -45,6 +45,7 @@ struct KeyPageData {
     details: KeyDetails,
     policies: Vec<Policy>,
     usage: Vec<(time::Date, i64)>,
+    links: Vec<api_keys::LinkingAccount>,
 }
 
 async fn load_key_page(
@@ -58,7 +59,13 @@ async fn load_key_page(
         let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
         let policies = Policy::list_active(conn)?;
         let usage = crate::usage::daily_for_key(conn, &key.id, 30)?;
+        let links = if key.is_linked() {
+            Vec::new()
+        } else {
+            api_keys::links_to(conn, &key)?
+        };
         Ok(KeyPageData {
+            links,
             usage,
             access,
             key,
@@ -105,13 +112,16 @@ fn render_show(
         status,
         &ShowKeyPage {
             layout: Layout::account(state, who, &data.access, &title, Nav::ApiKeys, flash),
-            source_id: KeyView::source_id(&data.key, &data.details),
+            links: data
+                .links
+                .iter()
+                .map(|link| LinkView::new(&key.id, link, &urls))
+                .collect(),
             selected: form.selected(),
             form,
             errors,
             policies,
             update_url: urls.api_key(&key.id),
-            delete_url: urls.delete_api_key(&key.id),
             access_codes_url: urls.access_codes(&key.id),
             usage_total: data.usage.iter().map(|(_, n)| n).sum(),
             usage_chart: crate::web::chart::requests_per_day(&data.usage),

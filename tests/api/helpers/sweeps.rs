@@ -15,6 +15,8 @@ pub fn route_path(route: &bms_keys::web::RouteSpec, ids: &Ids<'_>) -> String {
         .replace("{acc}", ids.acc)
         .replace("{key}", ids.key)
         .replace("{code}", ids.code)
+        // No route needs a real link here: a key id in its place is refused like any other id.
+        .replace("{link}", ids.key)
         .replace("{hash}", "0000")
         .replace("{file:.*}", "app.css");
     assert!(
