@@ -29,13 +29,24 @@ function copyText(text) {
   return ok ? Promise.resolve() : Promise.reject(new Error("copy failed"));
 }
 
+// Screen readers hear what a button did through this polite live region ("Copied to the clipboard").
+const announcer = document.createElement("div");
+announcer.className = "visually-hidden";
+announcer.setAttribute("role", "status");
+document.body.appendChild(announcer);
+function announce(message) {
+  announcer.textContent = "";
+  // A change after a tick is announced even when the same message is repeated.
+  setTimeout(() => { announcer.textContent = message; }, 50);
+}
+
 for (const button of document.querySelectorAll("[data-copy]")) {
   button.hidden = false;
   button.addEventListener("click", () => {
     const label = button.textContent;
     copyText(button.dataset.copy).then(
-      () => { button.textContent = "Copied"; button.classList.add("copied"); },
-      () => { button.textContent = "Select and copy"; },
+      () => { button.textContent = "Copied"; button.classList.add("copied"); announce("Copied to the clipboard"); },
+      () => { button.textContent = "Select and copy"; announce("Could not copy: select the text and copy it"); },
     ).finally(() => setTimeout(() => { button.textContent = label; button.classList.remove("copied"); }, 1800));
   });
 }
@@ -119,4 +130,49 @@ if (secret && reveal) {
   reveal.hidden = false;
   setMasked(true);
   reveal.addEventListener("click", () => setMasked(!secret.classList.contains("masked")));
+}
+
+// Times: the server writes UTC (<time datetime="…Z" data-local="datetime|date">UTC text</time>); show
+// them in this browser's time zone, naming the zone, and keep the UTC text as the tooltip.
+{
+  const pad = (n) => String(n).padStart(2, "0");
+  const zoneOf = (at) =>
+    new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(at)
+      .find((part) => part.type === "timeZoneName")?.value ?? "";
+  for (const element of document.querySelectorAll("time[data-local]")) {
+    const at = new Date(element.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) continue;
+    let text = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+    if (element.dataset.local === "datetime") {
+      text += ` ${pad(at.getHours())}:${pad(at.getMinutes())} ${zoneOf(at)}`;
+    }
+    element.title = `${element.textContent.trim()}${element.dataset.local === "date" ? " (UTC)" : ""}`;
+    element.textContent = text.trim();
+  }
+}
+
+// The inline description editor: focus its field when it opens; Cancel closes it and puts the text
+// back without a page load (without scripts, Cancel is a link back to the tab).
+for (const details of document.querySelectorAll("details.inline-edit")) {
+  details.addEventListener("toggle", () => {
+    if (details.open) details.querySelector("input[type=text]")?.focus();
+  });
+  details.querySelector("[data-cancel-edit]")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    details.querySelector("form")?.reset();
+    details.open = false;
+    details.querySelector("summary")?.focus();
+  });
+}
+
+// After a refused form, focus goes to the first field with a message, which is tied to it by
+// aria-describedby, so keyboard and screen-reader users land on what to fix.
+{
+  const problem = document.querySelector("[aria-invalid=true], fieldset.has-error");
+  if (problem?.matches("fieldset")) {
+    (problem.querySelector("[data-open-policies]:not([hidden])") ?? problem.querySelector("input"))?.focus();
+  } else {
+    problem?.focus();
+  }
 }

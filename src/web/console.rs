@@ -16,6 +16,10 @@ use crate::web::urls::{self, AccountUrls};
 
 /// `GET /` — the user's API Keys page (of their first account), or the account picker.
 pub async fn home(state: State, who: SignedIn) -> Result<HttpResponse, AppError> {
+    if who.user.is_staff {
+        // Support staff work in customers' accounts: they start at the picker, not in their own.
+        return Ok(see_other(urls::ACCOUNTS));
+    }
     let user = who.user.clone();
     let account = state
         .db

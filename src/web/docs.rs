@@ -1,5 +1,5 @@
-//! `/docs/apis`: the complete list of BMS APIs and the policies that grant each — the documentation the
-//! user guide points integrators to.
+//! The documentation pages: `/docs/apis`, the complete list of BMS APIs and the policies that grant
+//! each, and `/docs/api-keys`, the guide's "Learn more about API Keys" with examples to copy.
 
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -67,5 +67,121 @@ pub async fn list_apis(
         layout,
         apis,
         policies,
+    })
+}
+
+/// A code example on the help page.
+pub struct Example {
+    pub title: &'static str,
+    pub code: String,
+}
+
+#[derive(Template)]
+#[template(path = "docs/api_keys.html")]
+struct ApiKeysHelpPage {
+    layout: Layout,
+    /// The example URL: the ads of `ACCOUNT_ID` on this server.
+    ads_url: String,
+    examples: Vec<Example>,
+    /// (status, code, what to do) for every refusal of the verification path.
+    refusals: &'static [(u16, &'static str, &'static str)],
+}
+
+/// Every refusal code an integration can get, with what to do about it.
+const REFUSALS: &[(u16, &str, &str)] = &[
+    (
+        401,
+        "missing",
+        "Send the secret in the x-api-key header or the apiKey query parameter.",
+    ),
+    (
+        401,
+        "malformed",
+        "The secret was cut or changed while copying: copy it again, whole (bms_ and 46 letters and digits).",
+    ),
+    (
+        401,
+        "unknown",
+        "The code was deleted, or the secret belongs to no code. Create a new access code.",
+    ),
+    (
+        401,
+        "disabled",
+        "An owner disabled the code. Enable it again on the key's Access Codes tab, or use the other code.",
+    ),
+    (
+        401,
+        "expired",
+        "The code is older than 365 days. Create a new code and put its secret into your service.",
+    ),
+    (
+        403,
+        "no_access",
+        "The key does not belong to the account in the path, and that account has not linked it. Check the account ID.",
+    ),
+    (
+        403,
+        "forbidden",
+        "No policy of the key allows this API. The answer names the policies that would: add one on the key's page.",
+    ),
+    (
+        400,
+        "bad_path",
+        "The path has . or .. segments, // or encoded slashes. Send the plain path.",
+    ),
+    (
+        400,
+        "conflicting_keys",
+        "The request carries two different secrets. Send one.",
+    ),
+    (
+        429,
+        "rate_limited",
+        "Too many failed attempts from your address. Wait the seconds in Retry-After, then fix the secret.",
+    ),
+    (
+        503,
+        "unavailable",
+        "Access cannot be checked for a moment. Retry after a short wait.",
+    ),
+];
+
+/// `GET /docs/api-keys` — public, like the API documentation.
+pub async fn api_keys_help(
+    req: HttpRequest,
+    state: State,
+    who: Option<SignedIn>,
+) -> Result<HttpResponse, AppError> {
+    let base_url = state.settings.public_url.trim_end_matches('/').to_owned();
+    let ads = format!("{base_url}/api/v1/accounts/ACCOUNT_ID/ads");
+    let examples = vec![
+        Example {
+            title: "curl",
+            code: format!("curl -H \"x-api-key: $BMS_ACCESS_CODE\" \\\n  {ads}"),
+        },
+        Example {
+            title: "Python (requests)",
+            code: format!(
+                "import os, requests\n\nanswer = requests.get(\n    \"{ads}\",\n    headers={{\"x-api-key\": os.environ[\"BMS_ACCESS_CODE\"]}},\n    timeout=10,\n)\nanswer.raise_for_status()\nprint(answer.json())"
+            ),
+        },
+        Example {
+            title: "JavaScript (fetch)",
+            code: format!(
+                "const answer = await fetch(\"{ads}\", {{\n  headers: {{ \"x-api-key\": process.env.BMS_ACCESS_CODE }},\n}});\nif (!answer.ok) throw new Error((await answer.json()).error.message);\nconsole.log(await answer.json());"
+            ),
+        },
+    ];
+    let flash = Flash::take(&req);
+    let title = "API keys: how they work";
+    let layout = match &who {
+        Some(who) => Layout::signed_in(&state, who, title, flash),
+        None => Layout::anonymous(&state, title, "", flash),
+    };
+    html(&ApiKeysHelpPage {
+        layout,
+        ads_url: ads,
+        examples,
+        refusals: REFUSALS,
     })
 }

@@ -8,14 +8,16 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::error::{AppError, ErrorChain};
+use crate::web::layout::Layout;
 use crate::web::middleware::current_request;
 
-/// The plain error page; it needs no session or database, so it renders whatever failed.
+/// The error page; it needs no database, so it renders whatever failed. It shows the signed-in user's
+/// header when the request got as far as checking the session.
 #[derive(Template)]
 #[template(path = "errors/error.html")]
 struct ErrorPage<'a> {
+    layout: Layout,
     status: u16,
-    title: &'a str,
     message: &'a str,
     request_id: &'a str,
 }
@@ -125,9 +127,10 @@ impl ResponseError for AppError {
                 .finish();
         }
         let message = self.public_message();
+        let signed_in = context.as_ref().and_then(|c| c.signed_in.get().cloned());
         let page = ErrorPage {
+            layout: Layout::error(self.title(), signed_in),
             status: status.as_u16(),
-            title: self.title(),
             message: &message,
             request_id,
         };
@@ -139,7 +142,10 @@ impl ResponseError for AppError {
 }
 
 /// The answer to any URL not in the route table.
-pub async fn not_found() -> Result<HttpResponse, AppError> {
+/// Checks the session first (when there is one) so that the page keeps the user's header.
+pub async fn not_found(
+    _who: Option<crate::web::session::SignedIn>,
+) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 

@@ -16,6 +16,16 @@ pub struct UserView {
     pub is_staff: bool,
 }
 
+impl UserView {
+    pub fn of(user: &crate::users::User) -> Self {
+        Self {
+            display_name: user.display_name.clone(),
+            email: user.email.clone(),
+            is_staff: user.is_staff,
+        }
+    }
+}
+
 /// The account the page is about.
 #[derive(Debug, Clone)]
 pub struct AccountView {
@@ -80,14 +90,28 @@ impl Layout {
         }
     }
 
+    /// An error page: rendered without the application state (it must render whatever failed), with
+    /// the header of the signed-in user when a handler got as far as checking the session.
+    pub fn error(title: &str, signed_in: Option<crate::web::middleware::SignedInHeader>) -> Self {
+        let (user, csrf_token) =
+            signed_in.map_or((None, String::new()), |s| (Some(s.user), s.csrf_token));
+        let assets = crate::web::assets::AssetUrls::compute();
+        Self {
+            title: title.to_owned(),
+            user,
+            account: None,
+            csrf_token,
+            flash: None,
+            nav: Nav::None,
+            css_url: assets.css,
+            js_url: assets.js,
+        }
+    }
+
     /// A page of a signed-in user not about one account (the account picker).
     pub fn signed_in(state: &AppState, who: &SignedIn, title: &str, flash: Option<Flash>) -> Self {
         Self {
-            user: Some(UserView {
-                display_name: who.user.display_name.clone(),
-                email: who.user.email.clone(),
-                is_staff: who.user.is_staff,
-            }),
+            user: Some(UserView::of(&who.user)),
             ..Self::anonymous(state, title, &who.session.csrf_token, flash)
         }
     }

@@ -20,6 +20,16 @@ pub struct RequestContext {
     pub id: String,
     /// The client is an integration (JSON API) rather than a browser (HTML console).
     pub wants_json: bool,
+    /// Who is signed in, once a handler has checked the session: error pages show them the same
+    /// header (account menu, sign out) as every other page.
+    pub signed_in: std::sync::Arc<std::sync::OnceLock<SignedInHeader>>,
+}
+
+/// What the header of an error page needs to know about the signed-in user.
+#[derive(Debug, Clone)]
+pub struct SignedInHeader {
+    pub user: crate::web::layout::UserView,
+    pub csrf_token: String,
 }
 
 tokio::task_local! {
@@ -59,6 +69,7 @@ pub async fn request_context(
     let context = RequestContext {
         id: next_request_id(),
         wants_json: is_json_path(req.path()),
+        signed_in: Default::default(),
     };
     let api = context.wants_json;
     let method = req.method().clone();

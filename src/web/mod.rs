@@ -126,6 +126,7 @@ route_table! {
         get(access_codes::confirm_delete_access_code), post(access_codes::delete_access_code);
     "/accounts/{acc}/audit" => get(audit::list_audit_events);
     "/docs/apis" => get(docs::list_apis);
+    "/docs/api-keys" => get(docs::api_keys_help);
     "/metrics" => get(ops::prometheus);
     "/healthz" => get(ops::healthz);
     "/readyz" => get(ops::readyz);

@@ -194,6 +194,14 @@ impl FromRequest for SignedIn {
                 .run(move |conn| Ok(Session::find_active(conn, &token)?))
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
+            if let Some(context) = crate::web::middleware::current_request() {
+                let _ = context
+                    .signed_in
+                    .set(crate::web::middleware::SignedInHeader {
+                        user: crate::web::layout::UserView::of(&user),
+                        csrf_token: session.csrf_token.clone(),
+                    });
+            }
             Ok(SignedIn {
                 client_ip: client_ip(&req, &state),
                 user,

@@ -78,6 +78,8 @@ pub const LOGIN: &str = "/login";
 pub const LOGOUT: &str = "/logout";
 pub const ACCOUNTS: &str = "/accounts";
 pub const API_DOCS: &str = "/docs/apis";
+/// The guide's "Learn more about API Keys": how keys, links and access codes work, with examples.
+pub const API_KEYS_HELP: &str = "/docs/api-keys";
 pub const PASSWORD: &str = "/account/password";
 pub const SIGN_OUT_ELSEWHERE: &str = "/account/sessions/sign-out-elsewhere";
 pub const SETUP: &str = "/setup";

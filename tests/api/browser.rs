@@ -177,7 +177,8 @@ impl Session {
         self.type_into("#email", email).await;
         self.type_into("#password", PASSWORD).await;
         self.click("form button[type=submit]").await;
-        self.wait_text("<h1>API Keys</h1>").await;
+        // Account members land on their API Keys, support staff on the account picker.
+        self.wait_text("<details class=\"account-menu\">").await;
     }
 
     async fn sign_out(&self) {
@@ -473,6 +474,10 @@ async fn viewers_and_support_staff_in_chromium() {
     );
     s.sign_out().await;
     s.sign_in("sam@bms.example").await;
+    // Staff land on the account picker, told what they are — not in their own empty account.
+    let landing = s.wait_text("You are signed in as BMS support staff.").await;
+    assert!(landing.contains("Open a customer account") && landing.contains(">Staff</span>"));
+    s.shot("staff-landing").await;
     s.goto(&paths::keys(&acme)).await;
     s.wait_text("Support staff view of").await;
     s.shot("staff-banner").await;

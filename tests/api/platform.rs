@@ -33,6 +33,49 @@ both_backends! {
         assert_eq!(api.status, StatusCode::NOT_FOUND);
         let json: serde_json::Value = serde_json::from_str(&api.body).expect("JSON error body");
         assert_eq!(json["error"]["code"], "not_found");
+        assert!(!res.body.contains("account-menu"), "nobody is signed in");
+    }
+
+    async fn a_404_keeps_the_signed_in_users_menu(app) {
+        let (browser, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let (_, other) = app.signed_in_owner("bob@example.com", "Elsewhere").await;
+        for path in ["/definitely/not/here".to_owned(), paths::keys(&other), paths::key(&acc, "key_0000000000000000")] {
+            let res = browser.get(&path).await;
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(res.body.contains("Page not found"), "{path}");
+            assert!(res.body.contains("<details class=\"account-menu\">") && res.body.contains(">Sign out</button>"), "{path}: the menu stays");
+            assert!(res.body.contains(&res.csrf_token()), "{path}: sign out works from here");
+            assert!(!res.body.contains("Elsewhere"), "{path}: the other account is not named");
+        }
+    }
+
+    async fn pages_outside_an_account_keep_permissions_in_the_menu(app) {
+        let (browser, _) = app.signed_in_owner("ana@example.com", "Shop").await;
+        for path in [paths::API_DOCS, paths::API_KEYS_HELP, paths::PASSWORD, paths::ACCOUNTS] {
+            let page = browser.get(path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}");
+            assert!(page.body.contains(r#"<a role="menuitem" href="/">Permissions</a>"#), "{path}");
+            // The menu's name contains its visible text (WCAG 2.5.3), so no aria-label overrides it.
+            assert!(page.body.contains(r#"<span class="visually-hidden">Account menu: </span>"#) && !page.body.contains(r#"aria-label="Account menu""#), "{path}");
+        }
+    }
+
+    async fn the_help_page_explains_keys_with_examples_and_every_refusal(app) {
+        let page = app.browser().get(paths::API_KEYS_HELP).await;
+        assert_eq!(page.status, StatusCode::OK, "public, like the API documentation");
+        for text in ["x-api-key", "apiKey", "curl -H &#34;x-api-key: $BMS_ACCESS_CODE&#34;", "import os, requests", "await fetch(",
+                     "Webhooks by Zapier", "365 days", "Linked keys", "/api/v1/accounts/ACCOUNT_ID/ads"] {
+            assert!(page.body.contains(text), "missing {text:?}");
+        }
+        for code in ["missing", "malformed", "unknown", "disabled", "expired", "no_access", "forbidden", "bad_path", "conflicting_keys", "rate_limited", "unavailable"] {
+            assert!(page.body.contains(&format!("<code>{code}</code>")), "refusal {code} is explained");
+        }
+        // Linked from where people need it: the API Keys page and the secret view.
+        let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        assert!(owner.get(&paths::keys(&acc)).await.body.contains(&format!(r#"href="{}">Learn more about API keys"#, paths::API_KEYS_HELP)));
+        let (key, code, _) = crate::helpers::key_with_code(&owner, &acc, "Helped", &[]).await;
+        let secret = owner.get(&paths::code_secret(&acc, &key, &code)).await;
+        assert!(secret.body.contains(&format!(r#"href="{}#examples""#, paths::API_KEYS_HELP)));
     }
 
     async fn health_and_readiness_answer(app) {
@@ -105,9 +148,12 @@ both_backends! {
         let page = browser.get(&paths::keys(&customer)).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("Support staff view of <strong>Customer Co</strong>"));
-        // In their own account, no banner.
-        let own = browser.get_following("/").await;
-        assert!(!own.body.contains("staff-banner"), "{}", own.body);
+        // Staff start at the account picker, marked as staff — not as owner of an empty account.
+        let home = browser.get("/").await;
+        assert_eq!(home.location(), paths::ACCOUNTS);
+        let picker = browser.get(paths::ACCOUNTS).await;
+        assert!(picker.body.contains("You are signed in as BMS support staff.") && picker.body.contains(">Staff</span>"));
+        assert!(!picker.body.contains("staff-banner"), "{}", picker.body);
     }
 
     async fn names_that_look_like_html_are_shown_as_text(app) {

@@ -314,7 +314,12 @@ both_backends! {
         let list = owner.get(&paths::keys(&acc)).await;
         assert!(!list.body.contains(">Never<"), "last used is shown");
         let page = owner.get(&paths::key(&acc, &key)).await;
-        assert!(page.body.contains("usage-chart") && page.body.contains("requests in the last 30 days"));
+        assert!(page.body.contains(r#"<svg class="chart-bars""#) && page.body.contains("requests in the last 30 days"));
+        let today = time::OffsetDateTime::now_utc().date();
+        assert!(page.body.contains(&format!("<title>{today}: ")), "today's bar has its title");
+        let unused = owner.create_key(&acc, "Unused", "", &[]).await;
+        let empty = owner.get(&paths::key(&acc, &unused)).await;
+        assert!(empty.body.contains("No requests between") && !empty.body.contains("chart-bars"), "a real empty state");
         let tab = owner.get(&paths::codes(&acc, &key)).await;
         assert!(!tab.body.contains(">Never<"), "the code's last use is shown");
     }
