@@ -6,6 +6,9 @@
 //! reported as *ignored*, with the reason, rather than silently passing.
 
 fn main() {
+    // The stylesheet and script are embedded by a derive macro that cargo cannot see reading them:
+    // without this, editing them would not rebuild the binary that serves them.
+    println!("cargo::rerun-if-changed=static");
     // Each optional test dependency: the variable that names it, and the cfg that enables its tests.
     for (variable, cfg) in [
         ("BMS_TEST_POSTGRES_URL", "bms_pg_tests"),

@@ -176,3 +176,21 @@ for (const details of document.querySelectorAll("details.inline-edit")) {
     problem?.focus();
   }
 }
+
+// A table wider than its box scrolls sideways: then the box is a named region that the keyboard can
+// reach and scroll (phones get stacked rows instead, so this is for the widths in between).
+for (const wrap of document.querySelectorAll(".table-wrap")) {
+  const update = () => {
+    if (wrap.scrollWidth > wrap.clientWidth) {
+      wrap.tabIndex = 0;
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", "Table (scrolls sideways)");
+    } else {
+      wrap.removeAttribute("tabindex");
+      wrap.removeAttribute("role");
+      wrap.removeAttribute("aria-label");
+    }
+  };
+  update();
+  if ("ResizeObserver" in window) new ResizeObserver(update).observe(wrap);
+}

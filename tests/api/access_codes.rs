@@ -190,6 +190,12 @@ both_backends! {
         assert_eq!(res.status, StatusCode::CONFLICT);
         assert!(res.body.contains("Disable this access code before deleting it."));
         assert_eq!(browser.get(&paths::delete_code(&acc, &key, &code_id)).await.status, StatusCode::CONFLICT);
+        // While enabled, Delete is a real disabled button that says why, and the switch is named by
+        // what it does (its On/Off picture is not its name).
+        let tab = browser.get(&paths::codes(&acc, &key)).await;
+        assert!(tab.body.contains(r#"<button type="button" class="button secondary small" disabled aria-describedby="delete-rule">Delete</button>"#));
+        assert!(tab.body.contains(r#"<span id="delete-rule">To delete a code, first switch it off"#));
+        assert!(tab.body.contains(r#"<span class="visually-hidden">Enabled: to delete</span>"#) && !tab.body.contains(r#"aria-label="Enabled"#));
 
         let res = browser.post_form(&paths::code_enabled(&acc, &key, &code_id), &[("csrf_token", &csrf), ("enabled", "false")]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);

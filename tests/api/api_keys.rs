@@ -23,6 +23,10 @@ both_backends! {
         assert!(key_url.starts_with(&format!("{}/key_", paths::keys(&acc))));
         let page = browser.get(&key_url).await;
         assert!(page.body.contains("API key &#34;Zapier ads&#34; created."), "flash");
+        // The next step is a link on the saved key, until the key has a code.
+        let key = key_url.rsplit('/').next().unwrap().to_owned();
+        let next = format!(r#"href="{}#create-access-code">Create an access code</a>"#, paths::codes(&acc, &key));
+        assert!(page.body.contains(&next), "{}", page.body);
         assert!(page.body.contains("value=\"prod, zapier\""), "tags normalised, shown sorted");
         let list = browser.get(&paths::keys(&acc)).await;
         assert!(list.body.contains(">Zapier ads</a>"));
@@ -32,6 +36,8 @@ both_backends! {
         let actions = audit_actions(&app, &acc);
         assert_eq!(actions[0].0, "api_key.created");
         assert!(actions[0].2.contains("policies: ads.read, drive-files.read"), "{:?}", actions[0]);
+        browser.create_code(&acc, &key, "first").await;
+        assert!(!browser.get(&key_url).await.body.contains("Next: create an access code"), "gone once there is a code");
     }
 
     async fn a_key_without_policies_is_allowed_and_says_it_grants_nothing(app) {

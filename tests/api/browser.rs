@@ -17,8 +17,8 @@ use crate::helpers::{Backend, Browser, PASSWORD, TestApp, free_port, key_with_co
 use crate::paths;
 
 /// A Chromium session with its chromedriver, closed (and killed) when the test ends.
-struct Session {
-    client: Client,
+pub(crate) struct Session {
+    pub(crate) client: Client,
     driver: Child,
     base: String,
     shots: PathBuf,
@@ -33,19 +33,21 @@ impl Drop for Session {
     }
 }
 
-const ENTER: &str = "\u{E007}";
-const TAB: &str = "\u{E004}";
-const ESCAPE: &str = "\u{E00C}";
+pub(crate) const ENTER: &str = "\u{E007}";
+pub(crate) const TAB: &str = "\u{E004}";
+pub(crate) const ESCAPE: &str = "\u{E00C}";
 
 impl Session {
-    async fn start(app: &TestApp, test: &str, javascript: bool) -> Session {
+    pub(crate) async fn start(app: &TestApp, test: &str, javascript: bool) -> Session {
         let chromedriver = std::env::var("BMS_TEST_CHROMEDRIVER")
             .expect("BMS_TEST_CHROMEDRIVER names chromedriver");
         let chromium =
             std::env::var("BMS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
         let port = free_port();
+        // A zone with a half-hour offset: the console's times must show in it, not in UTC.
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .env("TZ", "Asia/Kolkata")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -101,14 +103,14 @@ impl Session {
         }
     }
 
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap();
     }
 
-    async fn shot(&mut self, name: &str) {
+    pub(crate) async fn shot(&mut self, name: &str) {
         self.taken += 1;
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(
@@ -118,7 +120,7 @@ impl Session {
         .unwrap();
     }
 
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
@@ -127,7 +129,7 @@ impl Session {
             .unwrap_or_else(|e| panic!("no {css}: {e}"))
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.find(css)
             .await
             .click()
@@ -135,7 +137,7 @@ impl Session {
             .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
     }
 
-    async fn click_link(&self, text: &str) {
+    pub(crate) async fn click_link(&self, text: &str) {
         let link = self
             .client
             .wait()
@@ -146,14 +148,14 @@ impl Session {
         link.click().await.unwrap();
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let field = self.find(css).await;
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
     /// Waits until the page contains `text` (after a navigation or a script).
-    async fn wait_text(&self, text: &str) -> String {
+    pub(crate) async fn wait_text(&self, text: &str) -> String {
         let started = Instant::now();
         loop {
             let source = self.client.source().await.unwrap();
@@ -168,11 +170,11 @@ impl Session {
         }
     }
 
-    async fn js(&self, script: &str) -> serde_json::Value {
+    pub(crate) async fn js(&self, script: &str) -> serde_json::Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
-    async fn sign_in(&self, email: &str) {
+    pub(crate) async fn sign_in(&self, email: &str) {
         self.goto(paths::LOGIN).await;
         self.type_into("#email", email).await;
         self.type_into("#password", PASSWORD).await;
@@ -181,14 +183,14 @@ impl Session {
         self.wait_text("<details class=\"account-menu\">").await;
     }
 
-    async fn sign_out(&self) {
+    pub(crate) async fn sign_out(&self) {
         self.click("details.account-menu summary").await;
         self.click(".menu-form button").await;
         self.wait_text("You have signed out.").await;
     }
 
     /// The browser's cookies as a `Cookie` header, to fetch what a link points at.
-    async fn cookie_header(&self) -> String {
+    pub(crate) async fn cookie_header(&self) -> String {
         self.client
             .get_all_cookies()
             .await
@@ -201,10 +203,10 @@ impl Session {
 }
 
 /// The owner every browser test signs in as at some point.
-const OLIVIA: &str = "olivia@acme.example";
+pub(crate) const OLIVIA: &str = "olivia@acme.example";
 
 /// The app on a fresh SQLite database with Olivia, owner of Acme Ads; returns it and Acme's id.
-async fn app_with_acme() -> (TestApp, String) {
+pub(crate) async fn app_with_acme() -> (TestApp, String) {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let acme = app.add_user(OLIVIA, PASSWORD, "Acme Ads", Role::Owner, false);
     (app, acme)
@@ -258,11 +260,12 @@ async fn the_user_guide_journey_in_chromium() {
     );
     s.shot("editor-with-policies").await;
     s.click("form.editor button[type=submit]").await;
-    s.wait_text("created. Create an access code").await;
+    s.wait_text("Next: create an access code.").await;
     s.shot("key-details").await;
     let key_id = s.find("#api-key-id").await.text().await.unwrap();
 
-    s.click(".tabs a[href$='/access-codes']").await;
+    // The next step is one click from the saved key.
+    s.click_link("Create an access code").await;
     s.wait_text("No access code yet").await;
     s.shot("access-codes-empty").await;
     s.type_into("#description", "Zapier production").await;
@@ -295,6 +298,8 @@ async fn the_user_guide_journey_in_chromium() {
     {
         button.click().await.unwrap();
     }
+    // Screen readers hear it: the polite live region says what the button did.
+    s.wait_text("Copied to the clipboard").await;
     let copied = s.js("return window.__copied").await;
     assert_eq!(
         copied,
@@ -645,7 +650,7 @@ async fn the_journey_works_without_javascript() {
     s.click("[data-policy-list] input[value='ads.read']").await;
     s.shot("no-js-editor").await;
     s.click("form.editor button[type=submit]").await;
-    s.wait_text("created. Create an access code").await;
+    s.wait_text("Next: create an access code.").await;
     s.click(".tabs a[href$='/access-codes']").await;
     s.wait_text("No access code yet").await;
     s.click("#create-access-code button[type=submit]").await;

@@ -191,6 +191,26 @@ async fn postgresql_going_away_fails_closed_and_recovers_without_a_restart() {
     let (_, _, warm) = key_with_code(&owner, &acc, "Warm", &["ads.read"]).await;
     let (_, _, cold) = key_with_code(&owner, &acc, "Cold", &["ads.read"]).await;
     let client = app.browser();
+    // The revocation listener clears the cache when it (re)connects: wait until it listens, so that its
+    // first connection (slow on a busy machine) does not forget the code warmed next.
+    time_until("the revocation listener", || async {
+        app.with_conn(|conn| {
+            use diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct Listening {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %'",
+            )
+            .get_result::<Listening>(conn)
+            .is_ok_and(|l| l.n > 0)
+        })
+    })
+    .await;
+    // …and one poll more, so its clear has happened.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     assert!(allowed(&client, &acc, &warm).await);
     let keys_page = paths::keys(&acc);
 

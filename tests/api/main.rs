@@ -11,6 +11,7 @@ mod hostile;
 mod leaks;
 
 mod access_codes;
+mod accessibility;
 mod api_keys;
 mod browser;
 mod durability;

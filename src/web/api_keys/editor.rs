@@ -173,10 +173,7 @@ pub async fn create_api_key(
                     key.name
                 )
             } else {
-                format!(
-                    "API key \"{}\" created. Create an access code to start using it.",
-                    key.name
-                )
+                format!("API key \"{}\" created.", key.name)
             };
             Ok(see_other_with_flash(
                 &AccountUrls::new(&key.account_id).api_key(&key.id),
