@@ -10,15 +10,16 @@ use time::Date;
 /// The chart's height in SVG units (the SVG is drawn 1:1 in height by the stylesheet).
 const HEIGHT: f64 = 100.0;
 
-/// The top of the scale: a round number a little above `max` (1, 2, 2.5 or 5 times a power of ten),
-/// at least 5, so that one small day does not fill the whole height.
+/// The top of the scale: a round number a little above `max` (1, 2, 4, 6 or 8 times a power of ten, so
+/// that its half, the middle gridline, is whole too), at least 4, so that one small day does not fill
+/// the whole height.
 fn scale_top(max: i64) -> i64 {
     let wanted = (max as f64 * 1.1).max(4.0);
     let mut magnitude = 1.0_f64;
     while magnitude * 10.0 <= wanted {
         magnitude *= 10.0;
     }
-    [1.0, 2.0, 2.5, 5.0, 10.0]
+    [1.0, 2.0, 4.0, 6.0, 8.0, 10.0]
         .iter()
         .map(|step| step * magnitude)
         .find(|top| *top >= wanted)
@@ -105,14 +106,15 @@ mod tests {
     #[test]
     fn the_scale_is_round_and_above_the_highest_day() {
         for (max, top) in [
-            (0, 5),
-            (1, 5),
-            (3, 5),
-            (4, 5),
+            (0, 4),
+            (1, 4),
+            (3, 4),
+            (4, 6),
             (9, 10),
             (10, 20),
             (95, 200),
             (1234, 2000),
+            (5000, 6000),
         ] {
             assert_eq!(scale_top(max), top, "max {max}");
         }
@@ -139,7 +141,7 @@ mod tests {
         assert!(html.contains("<title>2026-11-04: 7 requests</title>"));
         assert_eq!(html.matches("<rect").count(), 30);
         assert!(
-            html.contains("<span>10</span><span>5</span><span>0</span>"),
+            html.contains("<span>8</span><span>4</span><span>0</span>"),
             "{html}"
         );
     }

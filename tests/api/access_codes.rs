@@ -106,6 +106,19 @@ both_backends! {
         }
     }
 
+    async fn both_tabs_of_a_key_share_one_header(app) {
+        let (browser, acc, key) = owner_with_key(&app).await;
+        let header = |body: &str| {
+            let start = body.find(r#"<div class="page-header">"#).expect("a page header");
+            let end = body[start..].find(r#"<nav class="tabs""#).expect("the tabs") + start;
+            body[start..end].to_owned()
+        };
+        let details = browser.get(&paths::key(&acc, &key)).await;
+        let codes = browser.get(&paths::codes(&acc, &key)).await;
+        assert_eq!(header(&details.body), header(&codes.body), "the same header on both tabs");
+        assert!(header(&codes.body).contains("Delete API key") && header(&codes.body).contains(&format!(r#"id="api-key-id">{key}</code>"#)));
+    }
+
     async fn a_key_has_at_most_two_codes(app) {
         let (browser, acc, key) = owner_with_key(&app).await;
         browser.create_code(&acc, &key, "first").await;

@@ -351,6 +351,10 @@ async fn owner_pages(a: &mut Audit, w: &World) {
     a.visit(&paths::audit(acc), "owner-audit").await;
     a.visit(paths::API_DOCS, "owner-api-docs").await;
     a.visit(paths::API_KEYS_HELP, "owner-help").await;
+    a.session
+        .js("document.getElementById('examples').scrollIntoView(); return true")
+        .await;
+    a.check("owner-help-examples").await;
     a.visit(paths::PASSWORD, "owner-password").await;
     a.visit(paths::ACCOUNTS, "owner-accounts").await;
     a.visit("/no/such/page", "owner-404").await;
