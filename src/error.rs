@@ -20,6 +20,9 @@ pub enum AppError {
     /// Signed in, but this role may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A management API request would give a key more than the calling key holds (403 `escalation`).
+    #[error("{0}")]
+    Escalation(String),
     /// The input breaks a rule the user can fix: the form is shown again with a message by each field
     /// (422). Not an error page: handlers catch it and re-render.
     #[error("the form has errors")]
@@ -130,6 +133,13 @@ impl FieldErrors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Each field with its message, in field order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0
+            .iter()
+            .map(|(field, message)| (*field, message.as_str()))
     }
 }
 

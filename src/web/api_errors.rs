@@ -1,12 +1,118 @@
-//! The JSON answers of the API and verification routes that refuse: `{ "error": { "code", "message" } }`
-//! with a stable code.
+//! Every JSON refusal of the service is an RFC 9457 problem (`application/problem+json`): `type`,
+//! `title`, `status`, `detail`, a stable `code`, and for validation `errors: [{"field", "message"}]`.
+//! The `code` values are the contract integrations switch on; `type` points at their explanation.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use serde::Serialize;
 
 use crate::verify::Refusal;
 
-/// A refused API request, answered in JSON: `{ "error": { "code", "message" } }`.
+/// The media type of problem answers.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field's message in a validation problem.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    /// The JSON field, dotted for nested ones (`link.source_key_id`).
+    pub field: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem: its explanation on the API reference page.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable and machine-readable: `malformed`, `forbidden`, `invalid`, `escalation`, …
+    pub code: String,
+    /// Validation problems: what is wrong with each field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("/docs/api#problem-{code}"),
+            title: title_of(code, status).to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The answer, on a builder that may already carry headers (`Retry-After`).
+    pub fn respond_with(&self, mut builder: HttpResponseBuilder) -> HttpResponse {
+        builder
+            .content_type(PROBLEM_JSON)
+            .body(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    pub fn respond(&self) -> HttpResponse {
+        self.respond_with(HttpResponse::build(self.status_code()))
+    }
+
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.code)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        Problem::status_code(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.respond()
+    }
+}
+
+/// The short title of a problem code: the same for every problem with that code.
+fn title_of(code: &str, status: StatusCode) -> &'static str {
+    match code {
+        "missing" => "Access code missing",
+        "malformed" => "Malformed access code",
+        "unknown" => "Unknown access code",
+        "disabled" => "Access code disabled",
+        "expired" => "Access code expired",
+        "no_access" => "No access to this account",
+        "forbidden" => "Not allowed by the key's policies",
+        "escalation" => "More than the calling key may grant",
+        "rate_limited" => "Too many requests",
+        "unavailable" => "Temporarily unavailable",
+        "bad_path" => "Path not canonical",
+        "conflicting_keys" => "Two access codes",
+        "conflicting_headers" => "Conflicting gateway headers",
+        "invalid" => "Invalid input",
+        "invalid_json" => "Malformed JSON",
+        "conflict" => "Conflicts with the current state",
+        "not_found" => "Not found",
+        "method_not_allowed" => "Method not allowed",
+        "idempotency_mismatch" => "Idempotency key reused with another request",
+        "idempotency_in_progress" => "Request with this idempotency key in progress",
+        "bad_idempotency_key" => "Malformed idempotency key",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    }
+}
+
+/// A refused API request, answered as a problem with the refusal's code.
 #[derive(Debug)]
 pub struct ApiRefusal(pub Refusal);
 
@@ -16,12 +122,13 @@ impl std::fmt::Display for ApiRefusal {
     }
 }
 
-impl ResponseError for ApiRefusal {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::FORBIDDEN)
+impl ApiRefusal {
+    pub fn problem(&self) -> Problem {
+        Problem::new(self.status_code(), self.0.code(), self.0.message())
     }
 
-    fn error_response(&self) -> HttpResponse {
+    /// The builder with the refusal's status and headers (`Retry-After` when rate-limited).
+    pub fn builder(&self) -> HttpResponseBuilder {
         let mut res = HttpResponse::build(self.status_code());
         if let Refusal::RateLimited { retry_after } = &self.0 {
             res.insert_header((
@@ -29,33 +136,25 @@ impl ResponseError for ApiRefusal {
                 retry_after.as_secs().max(1).to_string(),
             ));
         }
-        res.json(error_body(self.0.code(), &self.0.message()))
+        res
     }
 }
 
-pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "code": code, "message": message } })
-}
-
-/// Two different access codes in one request: refused, since it is unclear which one is meant.
-#[derive(Debug)]
-pub struct ApiConflict;
-
-impl std::fmt::Display for ApiConflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("conflicting access codes")
-    }
-}
-
-impl ResponseError for ApiConflict {
+impl ResponseError for ApiRefusal {
     fn status_code(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::FORBIDDEN)
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::BadRequest().json(error_body(
-            "conflicting_keys",
-            "The request carries two different access codes (in the x-api-key header and the apiKey query parameter, or one of them twice). Send one.",
-        ))
+        self.problem().respond_with(self.builder())
     }
+}
+
+/// Two different access codes in one request: refused, since it is unclear which one is meant.
+pub fn conflicting_keys() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "conflicting_keys",
+        "The request carries two different access codes (in the x-api-key header and the apiKey query parameter, or one of them twice). Send one.",
+    )
 }

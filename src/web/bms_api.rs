@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::verify::{CanonicalPath, Check, Grant, Refusal, Requirement, Verification, canonical};
-use crate::web::api_errors::{ApiConflict, ApiRefusal, error_body};
+use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys};
 use crate::web::body::{problem_response, read_within};
 use crate::web::client::client_addr;
 use crate::web::credentials::{Presented, presented};
@@ -36,7 +36,7 @@ fn verify_request(
     let secret = match presented(req.headers(), req.query_string()) {
         Presented::Secret(s) => s,
         Presented::None => Cow::Borrowed(""),
-        Presented::Conflicting => return Box::pin(ready(Err(ApiConflict.into()))),
+        Presented::Conflicting => return Box::pin(ready(Err(conflicting_keys().into()))),
     };
     let check = Check {
         secret: &secret,
@@ -91,11 +91,12 @@ pub async fn dispatch(
         ("GET", "drive-files") => {
             list_drive_files(state, verified(Requirement::Policy).await?).await
         }
-        (_, "ping" | "metrics" | "ads" | "drive-files") => Ok(HttpResponse::MethodNotAllowed()
-            .json(error_body(
-                "method_not_allowed",
-                "This API does not accept this method. See /docs/apis.",
-            ))),
+        (_, "ping" | "metrics" | "ads" | "drive-files") => Ok(Problem::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This API does not accept this method. See /docs/apis.",
+        )
+        .respond()),
         _ => Ok(crate::web::errors::json_not_found().await),
     }
 }
@@ -129,11 +130,6 @@ fn ping(grant: Grant) -> HttpResponse {
 /// JSON for a domain error on an API route (validation failures name their fields).
 fn api_error(e: AppError) -> actix_web::Error {
     match e {
-        AppError::Invalid(errors) => {
-            let res =
-                HttpResponse::UnprocessableEntity().json(error_body("invalid", &errors.summary()));
-            actix_web::error::InternalError::from_response("invalid", res).into()
-        }
         other => other.into(),
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use actix_web::body::{BodyStream, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, HttpResponse};
 
-use crate::web::api_errors::error_body;
+use crate::web::api_errors::Problem;
 use crate::web::middleware::is_json_path;
 use crate::web::state::State;
 
@@ -45,27 +45,28 @@ pub async fn read_within(payload: Payload, deadline: Duration) -> Result<Bytes, 
 
 /// The answer to a body that could not be read: 408 (and the connection closed), 413 or 400.
 pub fn problem_response(problem: BodyProblem, json: bool) -> HttpResponse {
-    let (mut res, code, message) = match problem {
+    let (status, code, message) = match problem {
         BodyProblem::TimedOut => (
-            HttpResponse::RequestTimeout(),
+            StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "The request body did not arrive in time.",
         ),
         BodyProblem::TooLarge => (
-            HttpResponse::PayloadTooLarge(),
+            StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "The request body is too large.",
         ),
         BodyProblem::Broken => (
-            HttpResponse::BadRequest(),
+            StatusCode::BAD_REQUEST,
             "bad_request",
             "The request body could not be read.",
         ),
     };
+    let mut res = HttpResponse::build(status);
     // The connection may still hold the rest of a body: never read another request from it.
     res.force_close();
     if json {
-        res.json(error_body(code, message))
+        Problem::new(status, code, message).respond_with(res)
     } else {
         res.content_type(header::ContentType::plaintext())
             .body(message)

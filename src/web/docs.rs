@@ -168,7 +168,7 @@ pub async fn api_keys_help(
         Example {
             title: "JavaScript (fetch)",
             code: format!(
-                "const answer = await fetch(\"{ads}\", {{\n  headers: {{ \"x-api-key\": process.env.BMS_ACCESS_CODE }},\n}});\nif (!answer.ok) throw new Error((await answer.json()).error.message);\nconsole.log(await answer.json());"
+                "const answer = await fetch(\"{ads}\", {{\n  headers: {{ \"x-api-key\": process.env.BMS_ACCESS_CODE }},\n}});\nif (!answer.ok) throw new Error((await answer.json()).detail);\nconsole.log(await answer.json());"
             ),
         },
     ];

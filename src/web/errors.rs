@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::error::{AppError, ErrorChain};
+use crate::web::api_errors::{FieldProblem, Problem};
 use crate::web::layout::Layout;
 use crate::web::middleware::current_request;
 
@@ -30,6 +31,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Unauthenticated => "unauthenticated",
             AppError::Forbidden(_) => "forbidden",
+            AppError::Escalation(_) => "escalation",
             AppError::Invalid(_) => "invalid",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict(_) => "conflict",
@@ -44,7 +46,7 @@ impl AppError {
             AppError::NotFound => "Page not found",
             AppError::MethodNotAllowed => "Not available this way",
             AppError::Unauthenticated => "Sign-in required",
-            AppError::Forbidden(_) => "Not allowed",
+            AppError::Forbidden(_) | AppError::Escalation(_) => "Not allowed",
             AppError::Invalid(_) => "Some fields need attention",
             AppError::BadRequest(_) => "Something is wrong with this request",
             AppError::Conflict(_) => "This cannot be done right now",
@@ -85,7 +87,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::Escalation(_) => StatusCode::FORBIDDEN,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -116,9 +118,19 @@ impl ResponseError for AppError {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if wants_json {
-            return builder.json(serde_json::json!({
-                "error": { "code": self.code(), "message": self.public_message() }
-            }));
+            let mut problem = Problem::new(status, self.code(), self.public_message());
+            if let AppError::Invalid(errors) = self {
+                problem = problem.with_errors(
+                    errors
+                        .iter()
+                        .map(|(field, message)| FieldProblem {
+                            field: field.to_owned(),
+                            message: message.to_owned(),
+                        })
+                        .collect(),
+                );
+            }
+            return problem.respond_with(builder);
         }
         if matches!(self, AppError::Unauthenticated) {
             // Browsers go to the sign-in page and come back afterwards.
@@ -151,9 +163,12 @@ pub async fn not_found(
 
 /// The answer to an unknown URL under the API scopes.
 pub async fn json_not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({
-        "error": { "code": "not_found", "message": "There is no such API. See /docs/apis for the list." }
-    }))
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such API. See /docs/apis for the list.",
+    )
+    .respond()
 }
 
 /// The answer to a console URL requested with a method it does not take.
@@ -163,7 +178,10 @@ pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
 
 /// The answer to a `/v1` URL requested with a method it does not take.
 pub async fn json_method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(serde_json::json!({
-        "error": { "code": "method_not_allowed", "message": "This API does not take that method. See /docs/apis." }
-    }))
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This API does not take that method. See /docs/apis.",
+    )
+    .respond()
 }

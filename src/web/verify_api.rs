@@ -4,12 +4,12 @@
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::verify::{BadPath, CanonicalPath, Check, Grant, Refusal, Requirement, canonical};
-use crate::web::api_errors::{ApiConflict, ApiRefusal, error_body};
+use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys};
 use crate::web::client::client_addr;
 use crate::web::credentials::{Presented, presented};
 use crate::web::state::State;
@@ -23,34 +23,8 @@ pub struct VerifyRequest {
 }
 
 /// A refusal of the request's description (not of its access code): 400 with a stable code.
-#[derive(Debug)]
-struct BadRequest {
-    code: &'static str,
-    message: String,
-}
-
-impl std::fmt::Display for BadRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code)
-    }
-}
-
-impl ResponseError for BadRequest {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::BadRequest().json(error_body(self.code, &self.message))
-    }
-}
-
 fn bad_request(code: &'static str, message: impl Into<String>) -> actix_web::Error {
-    BadRequest {
-        code,
-        message: message.into(),
-    }
-    .into()
+    Problem::new(StatusCode::BAD_REQUEST, code, message).into()
 }
 
 /// The method and the URI (path and query) of the request to decide, as the caller describes them:
@@ -130,20 +104,19 @@ pub async fn verify_key(
         client_ip: client_addr(&req, &state),
     };
     let result = state.verifier.verify(&check).await;
-    let status = match &result {
-        Err(r @ (Refusal::RateLimited { .. } | Refusal::Unavailable)) => {
-            StatusCode::from_u16(r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+    match result {
+        // No verdict could be made: a problem (with `valid: false`, so verdict readers need no case).
+        Err(refusal @ (Refusal::RateLimited { .. } | Refusal::Unavailable)) => {
+            let refusal = ApiRefusal(refusal);
+            let mut problem = serde_json::to_value(refusal.problem()).unwrap_or_default();
+            problem["valid"] = serde_json::Value::Bool(false);
+            Ok(refusal
+                .builder()
+                .content_type(crate::web::api_errors::PROBLEM_JSON)
+                .body(problem.to_string()))
         }
-        _ => StatusCode::OK,
-    };
-    let mut res = HttpResponse::build(status);
-    if let Err(Refusal::RateLimited { retry_after }) = &result {
-        res.insert_header((
-            header::RETRY_AFTER,
-            retry_after.as_secs().max(1).to_string(),
-        ));
+        result => Ok(HttpResponse::Ok().json(verdict(&result))),
     }
-    Ok(res.json(verdict(&result)))
 }
 
 /// The one value a gateway gave under either name of a header pair (`X-Forwarded-Uri` and
@@ -197,7 +170,7 @@ pub async fn forward_auth(
     let secret = match presented(req.headers(), query) {
         Presented::Secret(s) => s,
         Presented::None => Cow::Borrowed(""),
-        Presented::Conflicting => return Err(ApiConflict.into()),
+        Presented::Conflicting => return Err(conflicting_keys().into()),
     };
     let check = Check {
         secret: &secret,

@@ -32,7 +32,7 @@ both_backends! {
         let api = app.browser().get("/api/v1/nothing").await;
         assert_eq!(api.status, StatusCode::NOT_FOUND);
         let json: serde_json::Value = serde_json::from_str(&api.body).expect("JSON error body");
-        assert_eq!(json["error"]["code"], "not_found");
+        assert_eq!(json["code"], "not_found");
         assert!(!res.body.contains("account-menu"), "nobody is signed in");
     }
 

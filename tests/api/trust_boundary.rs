@@ -48,7 +48,7 @@ async fn verify(client: &Browser, key: &str, method: &str, path: &str) -> (Statu
         .await;
     let code = serde_json::from_str::<serde_json::Value>(&res.body)
         .map(|v| {
-            v["error"]["code"]
+            v["code"]
                 .as_str()
                 .or(v["code"].as_str())
                 .unwrap_or("")

@@ -36,7 +36,7 @@ impl Browser {
     pub fn error_code(res: &TestResponse) -> String {
         serde_json::from_str::<serde_json::Value>(&res.body)
             .ok()
-            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
             .unwrap_or_default()
     }
 }
