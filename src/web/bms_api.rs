@@ -127,11 +127,10 @@ fn ping(grant: Grant) -> HttpResponse {
     })
 }
 
-/// JSON for a domain error on an API route (validation failures name their fields).
+/// A domain error on an API route: answered as a problem (outside the console's request context,
+/// `AppError` always answers in JSON; validation failures name their fields).
 fn api_error(e: AppError) -> actix_web::Error {
-    match e {
-        other => other.into(),
-    }
+    e.into()
 }
 
 /// `GET /api/v1/accounts/{acc}/metrics` — requests per key per day, last 30 days.
