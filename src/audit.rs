@@ -116,4 +116,28 @@ impl AuditEvent {
         events.truncate(usize::try_from(limit).unwrap_or(0));
         Ok((events, has_more))
     }
+
+    /// Events older than the event `before` (all when `None`), newest first: a keyset page for the
+    /// management API. Returns the events and whether more follow.
+    pub fn list_before(
+        conn: &mut DbConn,
+        account_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> QueryResult<(Vec<AuditEvent>, bool)> {
+        let mut query = audit_events::table
+            .filter(audit_events::account_id.eq(account_id))
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(audit_events::id.lt(before));
+        }
+        let mut events: Vec<AuditEvent> = query
+            .order(audit_events::id.desc())
+            .limit(limit + 1)
+            .select(AuditEvent::as_select())
+            .load(conn)?;
+        let more = events.len() as i64 > limit;
+        events.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok((events, more))
+    }
 }

@@ -161,6 +161,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (account_id, access_code_id, idempotency_key) {
+        account_id -> Text,
+        access_code_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        location -> Nullable<Text>,
+        sealed_body -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -188,4 +201,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     drive_files,
     server_settings,
     removed_links,
+    idempotency_keys,
 );

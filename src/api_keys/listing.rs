@@ -221,6 +221,35 @@ pub fn list_for_account(
     })
 }
 
+/// One page of keys for the management API: newest first, after the key `after` (its creation time
+/// and id, from the previous page's last key) — a keyset page, stable while keys are added, with no
+/// OFFSET. Returns the keys, their details, and whether more follow.
+pub fn list_after(
+    conn: &mut DbConn,
+    account_id: &str,
+    filter: &ListFilter,
+    after: Option<(PrimitiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<(Vec<ApiKey>, KeyDetails, bool)> {
+    let mut query = filtered(account_id, filter);
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            api_keys::created_at
+                .lt(created_at)
+                .or(api_keys::created_at.eq(created_at).and(api_keys::id.lt(id))),
+        );
+    }
+    let mut keys: Vec<ApiKey> = query
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .limit(limit + 1)
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    let more = keys.len() as i64 > limit;
+    keys.truncate(usize::try_from(limit).unwrap_or(0));
+    let details = details_of(conn, &keys)?;
+    Ok((keys, details, more))
+}
+
 #[derive(QueryableByName)]
 struct TagRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]

@@ -26,7 +26,7 @@ use input::{ValidKey, validate};
 pub use links::{LinkingAccount, RemovedLink, find_link, links_to, remove_link};
 pub use listing::{
     HeldPolicy, KeyDetails, KeyPage, LinkSource, ListFilter, PAGE_SIZE, account_has_keys,
-    details_of, list_for_account, tags_in_account,
+    details_of, list_after, list_for_account, tags_in_account,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

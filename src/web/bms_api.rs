@@ -22,7 +22,7 @@ use crate::{ads, drive_files, usage};
 type AuthFuture = Pin<Box<dyn Future<Output = Result<Grant, actix_web::Error>>>>;
 
 /// Runs the verification path for a request to one of this binary's BMS APIs on `account`.
-fn verify_request(
+pub(crate) fn verify_request(
     req: &HttpRequest,
     path: CanonicalPath<'_>,
     account: &str,
@@ -72,6 +72,9 @@ pub async fn dispatch(
     let (account, api) = rest.split_once('/').unwrap_or((rest, ""));
     if account.is_empty() || account.len() > 64 {
         return Ok(crate::web::errors::json_not_found().await);
+    }
+    if crate::web::manage::is_management(api) {
+        return crate::web::manage::dispatch(&req, payload, state, path, account).await;
     }
     let verified = |requirement| verify_request(&req, path, account, requirement);
     match (req.method().as_str(), api) {

@@ -20,6 +20,7 @@ pub mod docs;
 pub mod errors;
 pub mod forms;
 pub mod layout;
+pub mod manage;
 pub mod middleware;
 pub mod ops;
 pub mod render;

@@ -48,13 +48,14 @@ fn described<'a>(
     Ok((path, query))
 }
 
-/// The ping API needs only a code that reaches the account; everything else a matching policy.
-fn requirement_for(method: &str, path: CanonicalPath<'_>) -> Requirement {
+/// The ping API and the policy catalogue need only a code that reaches the account; everything else a
+/// matching policy. The APIs this binary serves decide by the same function.
+pub(crate) fn requirement_for(method: &str, path: CanonicalPath<'_>) -> Requirement {
     let path = path.as_str();
-    let ping = path.starts_with("/api/v1/accounts/")
-        && path.ends_with("/ping")
+    let open = path.starts_with("/api/v1/accounts/")
+        && (path.ends_with("/ping") || path.ends_with("/policies"))
         && path.matches('/').count() == 5;
-    if method == "GET" && ping {
+    if method == "GET" && open {
         Requirement::ReachOnly
     } else {
         Requirement::Policy

@@ -248,7 +248,7 @@ async fn the_user_guide_journey_in_chromium() {
         json!(true)
     );
     s.type_into("[data-policy-filter]", "ads").await;
-    assert_eq!(s.js("return [...document.querySelectorAll('[data-policy-option]')].filter(o => o.offsetParent !== null).length").await, json!(3), "only ads.read, ads.write and full-access are shown");
+    assert_eq!(s.js("return [...document.querySelectorAll('[data-policy-option]')].filter(o => o.offsetParent !== null).length").await, json!(4), "only ads.read, ads.write, drive-files.read (\"build ads\") and full-access are shown");
     s.shot("policy-modal-filtered").await;
     s.click("[data-dialog-policy][value='ads.read']").await;
     s.click("[data-dialog-policy][value='ads.write']").await;

@@ -18,6 +18,7 @@ mod durability;
 mod faults;
 mod gateways;
 mod login;
+mod management;
 mod matrix;
 mod platform;
 mod revocation;

@@ -156,7 +156,7 @@ both_backends! {
         }
         // The BMS APIs: Alpha's full-access code on Beta's account.
         for api in &app.state.catalogue.apis {
-            let path = api.path.replace("{account}", &w.acc_b);
+            let path = api.path.replace("{account}", &w.acc_b).replace("{key}", &w.key_b).replace("{code}", &w.code_b);
             let res = w.alice.api(&api.method, &path, &w.secret_a).await;
             assert_eq!(res.status, StatusCode::FORBIDDEN, "{} {path}: {}", api.method, res.body);
             assert_eq!(Browser::error_code(&res), "no_access", "{} {path}", api.method);

@@ -62,11 +62,14 @@ both_backends! {
     async fn every_non_canonical_path_is_refused_on_every_api_and_both_delegation_endpoints(app) {
         let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
         let (_, acc_b) = app.signed_in_owner("bob@example.com", "Other").await;
-        let (_, _, full) = key_with_code(&owner, &acc, "Full", &["full-access"]).await;
+        let (_, _, full) = key_with_code(&owner, &acc, "Full", &["full-access", "api-keys.read", "audit.read"]).await;
         let (_, _, metrics) = key_with_code(&owner, &acc, "Metrics", &["metrics.read"]).await;
         let client = app.browser();
         let direct = authority(&app.address).to_owned();
+        // Each API right under the account (the management API's deeper paths are attacked in
+        // `management.rs`), but creating a key, whose body differs.
         let mut apis: Vec<(String, String)> = app.state.catalogue.apis.iter()
+            .filter(|api| api.path.matches('/').count() == 5 && !(api.method == "POST" && api.path.ends_with("/api-keys")))
             .map(|api| (api.method.clone(), api.path.rsplit('/').next().unwrap().to_owned()))
             .collect();
         apis.push(("GET".into(), "ping".into()));
