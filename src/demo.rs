@@ -76,7 +76,9 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         };
         println!("  {email:<24} password {password}   ({what})");
     }
-    if let Some((secret, account_id)) = create_keys(&mut conn, &keys).map_err(|e| e.to_string())? {
+    if let Some((secret, manager, account_id)) =
+        create_keys(&mut conn, &keys).map_err(|e| e.to_string())?
+    {
         println!(
             "\nA demo access code (key \"Reporting dashboard\", policy metrics.read):\n  {secret}"
         );
@@ -85,15 +87,35 @@ pub fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
             "  curl -H 'x-api-key: {secret}' {}/api/v1/accounts/{account_id}/metrics",
             settings.public_url
         );
+        println!(
+            "\nA management access code (key \"Automation\": {}), for the management API (/docs/api):\n  {manager}",
+            AUTOMATION.join(", ")
+        );
+        println!(
+            "  curl -H 'x-api-key: {manager}' {}/api/v1/accounts/{account_id}/api-keys",
+            settings.public_url
+        );
+        println!("Account id: {account_id}");
     }
     Ok(())
 }
 
-/// Creates the demo keys once; returns a code's secret and its account the first time.
+/// The policies of the demo's management key.
+const AUTOMATION: &[&str] = &[
+    "api-keys.manage",
+    "access-codes.reveal",
+    "audit.read",
+    "ads.write",
+    "metrics.read",
+    "drive-files.read",
+];
+
+/// Creates the demo keys once; returns a reporting code's secret, a management code's secret and their
+/// account the first time.
 fn create_keys(
     conn: &mut DbConn,
     keys: &crate::secrets::KeyMaterial,
-) -> Result<Option<(String, String)>, AppError> {
+) -> Result<Option<(String, String, String)>, AppError> {
     let owner = User::find_by_email(conn, "owner@demo.example")?.ok_or(AppError::NotFound)?;
     let acme = crate::accounts::Account::find_by_name(conn, ACCOUNT)?.ok_or(AppError::NotFound)?;
     if api_keys::account_has_keys(conn, &acme.id)? {
@@ -136,6 +158,20 @@ fn create_keys(
     let _ = commit(conn, |conn| {
         api_keys::create(conn, &access, &actor, &key("Not used yet", "", &[]))
     })?;
+    let automation = commit(conn, |conn| {
+        api_keys::create(
+            conn,
+            &access,
+            &actor,
+            &key("Automation", "scripts", AUTOMATION),
+        )
+    })?
+    .value;
+    let (_, manager) = commit(conn, |conn| {
+        let key = stored_id::<ApiKeyId>(&automation.id)?;
+        access_codes::create(conn, &access, &actor, keys, &key, "CI scripts")
+    })?
+    .value;
 
     let partner = User::find_by_email(conn, "partner@demo.example")?.ok_or(AppError::NotFound)?;
     let agency =
@@ -149,7 +185,7 @@ fn create_keys(
     let _ = commit(conn, |conn| {
         api_keys::link(conn, &partner_access, &partner_actor, &link)
     })?;
-    Ok(Some((secret, acme.id)))
+    Ok(Some((secret, manager, acme.id)))
 }
 
 /// An id read back from the database (always well-formed: we made it).

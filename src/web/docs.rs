@@ -185,3 +185,116 @@ pub async fn api_keys_help(
         refusals: REFUSALS,
     })
 }
+
+#[derive(Template)]
+#[template(path = "docs/api.html")]
+struct ManagementApiPage {
+    layout: Layout,
+    operations: Vec<crate::web::manage::openapi::OperationView>,
+    schemas: Vec<crate::web::manage::openapi::SchemaView>,
+    /// (code, title, status, what it means)
+    problems: &'static [(u16, &'static str, &'static str)],
+}
+
+/// The problem codes of the service, with the status they come with and what they mean; `type` URIs
+/// point at their anchors on `/docs/api`.
+const PROBLEM_CODES: &[(u16, &str, &str)] = &[
+    (
+        400,
+        "invalid_json",
+        "The body is not a JSON object of the request's schema.",
+    ),
+    (
+        400,
+        "bad_path",
+        "The path is not canonical (dot segments, //, encoded slashes…).",
+    ),
+    (
+        400,
+        "conflicting_keys",
+        "Two different access codes in one request.",
+    ),
+    (
+        400,
+        "bad_idempotency_key",
+        "The Idempotency-Key is not 1–255 visible ASCII characters, or is sent twice.",
+    ),
+    (401, "missing", "No access code."),
+    (
+        401,
+        "malformed",
+        "Not an access code (bms_ and 46 letters and digits).",
+    ),
+    (401, "unknown", "No such access code."),
+    (401, "disabled", "The access code is disabled."),
+    (401, "expired", "The access code is older than 365 days."),
+    (403, "no_access", "The key does not reach this account."),
+    (403, "forbidden", "No policy of the key allows this API."),
+    (
+        403,
+        "escalation",
+        "The request would give a key more than the calling key holds, touch the codes of a stronger key, or delete the calling key.",
+    ),
+    (
+        404,
+        "not_found",
+        "No such API, or no such object in this account.",
+    ),
+    (
+        405,
+        "method_not_allowed",
+        "The path does not take this method (see Allow).",
+    ),
+    (
+        409,
+        "conflict",
+        "The state forbids it: an enabled code cannot be deleted, a key has two codes at most…",
+    ),
+    (
+        409,
+        "idempotency_in_progress",
+        "A request with this Idempotency-Key has not finished.",
+    ),
+    (413, "payload_too_large", "The body is over 256 KiB."),
+    (
+        422,
+        "invalid",
+        "Input breaks a rule; errors[] says which field and why.",
+    ),
+    (
+        422,
+        "idempotency_mismatch",
+        "The Idempotency-Key was used with another request in the last 24 hours.",
+    ),
+    (
+        429,
+        "rate_limited",
+        "Too many failed verifications from this address; see Retry-After.",
+    ),
+    (
+        503,
+        "unavailable",
+        "Access cannot be checked right now; retry.",
+    ),
+];
+
+/// `GET /docs/api` — the management API's reference, rendered from its OpenAPI document.
+pub async fn management_api(
+    req: HttpRequest,
+    state: State,
+    who: Option<SignedIn>,
+) -> Result<HttpResponse, AppError> {
+    let (operations, schemas) = crate::web::manage::openapi::reference();
+    let flash = Flash::take(&req);
+    let title = "Management API";
+    let layout = match &who {
+        Some(who) => Layout::signed_in(&state, who, title, flash),
+        None => Layout::anonymous(&state, title, "", flash),
+    };
+    html(&ManagementApiPage {
+        layout,
+        operations,
+        schemas,
+        problems: PROBLEM_CODES,
+    })
+}

@@ -128,6 +128,8 @@ route_table! {
     "/accounts/{acc}/audit" => get(audit::list_audit_events);
     "/docs/apis" => get(docs::list_apis);
     "/docs/api-keys" => get(docs::api_keys_help);
+    "/docs/api" => get(docs::management_api);
+    "/api/openapi.json" => get(manage::openapi::serve_document);
     "/metrics" => get(ops::prometheus);
     "/healthz" => get(ops::healthz);
     "/readyz" => get(ops::readyz);

@@ -80,6 +80,9 @@ pub const ACCOUNTS: &str = "/accounts";
 pub const API_DOCS: &str = "/docs/apis";
 /// The guide's "Learn more about API Keys": how keys, links and access codes work, with examples.
 pub const API_KEYS_HELP: &str = "/docs/api-keys";
+/// The management API's reference page, and its OpenAPI document.
+pub const MANAGEMENT_API_DOCS: &str = "/docs/api";
+pub const OPENAPI: &str = "/api/openapi.json";
 pub const PASSWORD: &str = "/account/password";
 pub const SIGN_OUT_ELSEWHERE: &str = "/account/sessions/sign-out-elsewhere";
 pub const SETUP: &str = "/setup";

@@ -355,6 +355,8 @@ async fn owner_pages(a: &mut Audit, w: &World) {
         .js("document.getElementById('examples').scrollIntoView(); return true")
         .await;
     a.check("owner-help-examples").await;
+    a.visit(paths::MANAGEMENT_API_DOCS, "owner-management-api")
+        .await;
     a.visit(paths::PASSWORD, "owner-password").await;
     a.visit(paths::ACCOUNTS, "owner-accounts").await;
     a.visit("/no/such/page", "owner-404").await;

@@ -327,4 +327,56 @@ both_backends! {
         let raced = body(&call(&client, "GET", &format!("{b}/api-keys?q=raced"), &secret, None, &[]).await);
         assert_eq!(raced["data"].as_array().unwrap().len(), 1, "one creation");
     }
+
+    async fn the_readme_script_session_runs_as_written(app) {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = &readme[readme.find("## Manage keys from a script").expect("the README section")..];
+        let start = section.find("```sh\n").expect("a sh block") + 6;
+        let script = &section[start..start + section[start..].find("```").unwrap()];
+        let (_owner, acc, _, secret, _) = manager(&app).await;
+        let out = std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env("BMS_URL", &app.address)
+            .env("BMS_ACCOUNT", &acc)
+            .env("BMS_CODE", &secret)
+            .output()
+            .expect("bash, curl and jq (.ci/run installs jq)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), ["the new code works", "disabled", "1"]);
+        let actions: Vec<String> = audit_actions(&app, &acc).into_iter().map(|a| a.0).collect();
+        assert!(actions.starts_with(&["access_code.deleted".to_owned(), "access_code.disabled".to_owned()]), "{actions:?}");
+    }
+
+    async fn the_openapi_document_describes_exactly_the_routed_api(app) {
+        let doc = body(&app.browser().get("/api/openapi.json").await);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let routed: std::collections::BTreeSet<(String, String)> = bms_keys::web::manage::routes()
+            .map(|(m, p)| (m.to_owned(), p.to_owned()))
+            .collect();
+        assert_eq!(documented, routed, "every route documented, every documented path routed");
+        // Each operation documents its problems, and they resolve to the Problem schema.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for status in ["400", "401", "403", "404", "422", "503"] {
+                    assert_eq!(op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem", "{method} {path} {status}");
+                }
+            }
+        }
+        // The reference page renders the same document, with an anchor for every problem type.
+        let page = app.browser().get(paths::MANAGEMENT_API_DOCS).await;
+        assert_eq!(page.status, StatusCode::OK);
+        for (method, path) in &routed {
+            assert!(page.body.contains(&format!(r#"<span class="method">{method}</span> {path}"#)), "{method} {path}");
+        }
+        for code in ["invalid", "escalation", "idempotency_mismatch", "malformed", "not_found"] {
+            assert!(page.body.contains(&format!(r#"id="problem-{code}""#)), "{code}");
+        }
+    }
 }

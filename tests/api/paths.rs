@@ -11,6 +11,7 @@ pub const PASSWORD: &str = "/account/password";
 pub const SIGN_OUT_ELSEWHERE: &str = "/account/sessions/sign-out-elsewhere";
 pub const API_DOCS: &str = "/docs/apis";
 pub const API_KEYS_HELP: &str = "/docs/api-keys";
+pub const MANAGEMENT_API_DOCS: &str = "/docs/api";
 /// `POST` a code, method and path; the answer says whether the code may make that request.
 pub const VERIFY: &str = "/v1/keys/verify";
 /// A gateway's `auth_request` / `forward_auth` subrequest.

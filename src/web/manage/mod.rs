@@ -131,9 +131,9 @@ struct PathIds<'a> {
     code: Option<&'a str>,
 }
 
-/// The route `path` matches, and its ids; `Err(true)` when the path exists for other methods.
-fn route<'a>(method: &str, path: &'a str) -> Result<(Op, PathIds<'a>), bool> {
-    let mut path_exists = false;
+/// The route `path` matches, and its ids; else the methods the path takes (none: no such path).
+fn route<'a>(method: &str, path: &'a str) -> Result<(Op, PathIds<'a>), Vec<&'static str>> {
+    let mut allowed = Vec::new();
     for (route_method, template, op) in ROUTES {
         let mut ids = PathIds::default();
         let mut parts = path.split('/');
@@ -158,10 +158,10 @@ fn route<'a>(method: &str, path: &'a str) -> Result<(Op, PathIds<'a>), bool> {
             if *route_method == method {
                 return Ok((*op, ids));
             }
-            path_exists = true;
+            allowed.push(*route_method);
         }
     }
-    Err(path_exists)
+    Err(allowed)
 }
 
 /// Serves a management API request (`api` as in `is_management`): verifies the code for the route,
@@ -175,15 +175,19 @@ pub async fn dispatch(
 ) -> Result<HttpResponse, actix_web::Error> {
     let (op, ids) = match route(req.method().as_str(), path.as_str()) {
         Ok(found) => found,
-        Err(true) => {
+        Err(allowed) if allowed.is_empty() => {
+            return Ok(crate::web::errors::json_not_found().await);
+        }
+        Err(allowed) => {
+            let mut res = HttpResponse::MethodNotAllowed();
+            res.insert_header((header::ALLOW, allowed.join(", ")));
             return Ok(Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "This API does not accept this method. See /docs/api.",
             )
-            .respond());
+            .respond_with(res));
         }
-        Err(false) => return Ok(crate::web::errors::json_not_found().await),
     };
     let requirement = crate::web::verify_api::requirement_for(req.method().as_str(), path);
     let grant = crate::web::bms_api::verify_request(req, path, account, requirement).await?;
@@ -316,8 +320,16 @@ fn invalid_field(field: &'static str, message: &str) -> Refused {
     Refused::Problem(Box::new(invalid(&errors)))
 }
 
-/// The body as `T`; never echoes the body's content (it may hold a pasted secret).
+/// The body as `T`, from a JSON object (serde would also take an array for a struct); never echoes
+/// the body's content (it may hold a pasted secret).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(Refused::Problem(Box::new(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The body must be a JSON object. See /docs/api.",
+        ))));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let what = if e.is_syntax() || e.is_eof() {
             "The body is not valid JSON"
@@ -464,9 +476,11 @@ struct PageQuery {
 }
 
 fn page_query(query: &str) -> Result<(PageQuery, i64), Refused> {
-    let query = web::Query::<PageQuery>::from_query(query)
+    let mut query = web::Query::<PageQuery>::from_query(query)
         .map_err(|_| invalid_field("query", "The query string cannot be read."))?
         .into_inner();
+    // An empty cursor is the first page, as if none were given.
+    query.cursor = query.cursor.filter(|c| !c.is_empty());
     let limit = match &query.limit {
         None => 20,
         Some(text) => match text.parse::<i64>() {

@@ -185,6 +185,8 @@ pub struct LinkTarget {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    /// Required for a new key (1–100 characters); a link defaults to the source key's name.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -198,6 +200,7 @@ pub struct NewApiKey {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyChanges {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     pub tags: Option<Vec<String>>,
     pub policies: Option<Vec<String>>,
