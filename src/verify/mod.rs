@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod listener;
 pub mod lookup;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -143,27 +144,39 @@ impl Refusal {
         }
     }
 
-    pub fn message(&self) -> String {
+    pub fn message(&self) -> Cow<'static, str> {
         match self {
-            Refusal::BadPath(why) => why.message().to_owned(),
-            Refusal::Missing => "Send an access code in the x-api-key header or the apiKey query parameter.".to_owned(),
-            Refusal::Malformed => "This is not a valid BMS access code: check that it was copied whole (bms_ followed by 46 letters and digits).".to_owned(),
-            Refusal::Unknown => "This access code does not exist or was deleted.".to_owned(),
-            Refusal::Disabled => "This access code is disabled. An owner of the account can enable it again in the console.".to_owned(),
-            Refusal::Expired => "This access code has expired. Create a new access code for the API key in the console.".to_owned(),
-            Refusal::NoAccess => "This access code's API key has no access to this account.".to_owned(),
-            Refusal::NotAllowed { would_allow } if would_allow.is_empty() => {
-                "No policy of this API key allows this API.".to_owned()
+            Refusal::BadPath(why) => Cow::Borrowed(why.message()),
+            Refusal::Missing => Cow::Borrowed(
+                "Send an access code in the x-api-key header or the apiKey query parameter.",
+            ),
+            Refusal::Malformed => Cow::Borrowed(
+                "This is not a valid BMS access code: check that it was copied whole (bms_ followed by 46 letters and digits).",
+            ),
+            Refusal::Unknown => Cow::Borrowed("This access code does not exist or was deleted."),
+            Refusal::Disabled => Cow::Borrowed(
+                "This access code is disabled. An owner of the account can enable it again in the console.",
+            ),
+            Refusal::Expired => Cow::Borrowed(
+                "This access code has expired. Create a new access code for the API key in the console.",
+            ),
+            Refusal::NoAccess => {
+                Cow::Borrowed("This access code's API key has no access to this account.")
             }
-            Refusal::NotAllowed { would_allow } => format!(
+            Refusal::NotAllowed { would_allow } if would_allow.is_empty() => {
+                Cow::Borrowed("No policy of this API key allows this API.")
+            }
+            Refusal::NotAllowed { would_allow } => Cow::Owned(format!(
                 "No policy of this API key allows this API. Policies that would: {}.",
                 would_allow.join(", ")
-            ),
-            Refusal::RateLimited { retry_after } => format!(
+            )),
+            Refusal::RateLimited { retry_after } => Cow::Owned(format!(
                 "Too many failed verifications from this address. Try again in {} seconds.",
                 retry_after.as_secs().max(1)
-            ),
-            Refusal::Unavailable => "Access cannot be checked right now. Try again shortly.".to_owned(),
+            )),
+            Refusal::Unavailable => {
+                Cow::Borrowed("Access cannot be checked right now. Try again shortly.")
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::verify::Refusal;
@@ -19,30 +21,55 @@ pub struct FieldProblem {
     pub message: String,
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// An RFC 9457 problem document. Built on the hot path for every refused code, so it borrows what it
+/// can: the code and title are static, the detail usually is, and `type` is written, not stored.
+#[derive(Debug, Clone, utoipa::ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the kind of problem: its explanation on the API reference page.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
+    /// A URI reference naming the kind of problem: its explanation on the API reference page
+    /// (`/docs/api#problem-{code}`).
+    #[schema(rename = "type", value_type = String)]
+    pub kind: (),
+    #[schema(value_type = String)]
+    pub title: &'static str,
     pub status: u16,
-    pub detail: String,
+    #[schema(value_type = String)]
+    pub detail: Cow<'static, str>,
     /// Stable and machine-readable: `malformed`, `forbidden`, `invalid`, `escalation`, …
-    pub code: String,
-    /// Validation problems: what is wrong with each field.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = String)]
+    pub code: &'static str,
+    /// Validation problems (`invalid` only): what is wrong with each field.
+    #[schema(required = false)]
     pub errors: Vec<FieldProblem>,
 }
 
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Problem", 6)?;
+        out.serialize_field("type", &format_args!("/docs/api#problem-{}", self.code))?;
+        out.serialize_field("title", self.title)?;
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("detail", &self.detail)?;
+        out.serialize_field("code", self.code)?;
+        if !self.errors.is_empty() {
+            out.serialize_field("errors", &self.errors)?;
+        }
+        out.end()
+    }
+}
+
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Problem {
-            kind: format!("/docs/api#problem-{code}"),
-            title: title_of(code, status).to_owned(),
+            kind: (),
+            title: title_of(code, status),
             status: status.as_u16(),
             detail: detail.into(),
-            code: code.to_owned(),
+            code,
             errors: Vec::new(),
         }
     }
@@ -56,7 +83,7 @@ impl Problem {
     pub fn respond_with(&self, mut builder: HttpResponseBuilder) -> HttpResponse {
         builder
             .content_type(PROBLEM_JSON)
-            .body(serde_json::to_string(self).unwrap_or_default())
+            .body(serde_json::to_vec(self).unwrap_or_default())
     }
 
     pub fn respond(&self) -> HttpResponse {
@@ -70,7 +97,7 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.code)
+        f.write_str(self.code)
     }
 }
 

@@ -23,7 +23,7 @@ pub struct VerifyRequest {
 }
 
 /// A refusal of the request's description (not of its access code): 400 with a stable code.
-fn bad_request(code: &'static str, message: impl Into<String>) -> actix_web::Error {
+fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> actix_web::Error {
     Problem::new(StatusCode::BAD_REQUEST, code, message).into()
 }
 

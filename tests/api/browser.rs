@@ -4,6 +4,7 @@
 //! chromium-driver and sets it); otherwise reported as ignored. Screenshots go to
 //! `target/screenshots/<test>/`, printed by each test.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +28,12 @@ pub(crate) struct Session {
 }
 
 impl Drop for Session {
+    /// Kills chromedriver's whole process group: Chromium's processes too, which would otherwise
+    /// outlive the test (and keep a core busy for the rest of the run).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -47,6 +53,8 @@ impl Session {
         // A zone with a half-hour offset: the console's times must show in it, not in UTC.
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            // Its own process group, with every Chromium process it starts: killed as one.
+            .process_group(0)
             .env("TZ", "Asia/Kolkata")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
