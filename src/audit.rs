@@ -37,6 +37,7 @@ crate::text_enum! {
         AccessCodeEnabled = "access_code.enabled",
         AccessCodeDisabled = "access_code.disabled",
         AccessCodeDeleted = "access_code.deleted",
+        AccessCodeExposed = "access_code.exposed",
     }
 }
 

@@ -19,6 +19,7 @@ pub mod db;
 pub mod demo;
 pub mod drive_files;
 pub mod error;
+pub mod exposure;
 pub mod hashing;
 pub mod idempotency;
 pub mod ids;

@@ -105,6 +105,8 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
+        exposed_at -> Nullable<Timestamp>,
+        exposure_source -> Nullable<Text>,
     }
 }
 

@@ -39,6 +39,9 @@ pub struct AccessCode {
     pub created_at: PrimitiveDateTime,
     pub expires_at: PrimitiveDateTime,
     pub last_used_at: Option<PrimitiveDateTime>,
+    /// When the code was reported as exposed (and so disabled), and by what.
+    pub exposed_at: Option<PrimitiveDateTime>,
+    pub exposure_source: Option<String>,
 }
 
 /// A code's state as users see it.
@@ -186,6 +189,8 @@ pub fn create(
                 created_at: now,
                 expires_at: now + VALIDITY,
                 last_used_at: None,
+                exposed_at: None,
+                exposure_source: None,
             };
             diesel::insert_into(access_codes::table)
                 .values(&code)

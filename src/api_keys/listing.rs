@@ -49,6 +49,8 @@ pub struct KeyDetails {
     pub expiring: HashMap<String, i64>,
     /// Linked keys only, by the linking key's id.
     pub sources: HashMap<String, LinkSource>,
+    /// Keys with a code reported as exposed: the code, when, and by what (the latest report).
+    pub exposed: HashMap<String, (String, PrimitiveDateTime, String)>,
 }
 
 /// Loads tags, policies, code counts and link sources for `keys` — four queries, whatever their number.
@@ -84,16 +86,37 @@ pub fn details_of(conn: &mut DbConn, keys: &[ApiKey]) -> QueryResult<KeyDetails>
             .push(HeldPolicy { name, retired });
     }
     // At most two codes per key: loading them is as cheap as counting, and tells expiry too.
-    let codes: Vec<(String, bool, PrimitiveDateTime)> = access_codes::table
+    type CodeRow = (
+        String,
+        bool,
+        PrimitiveDateTime,
+        String,
+        Option<PrimitiveDateTime>,
+        Option<String>,
+    );
+    let codes: Vec<CodeRow> = access_codes::table
         .filter(access_codes::api_key_id.eq_any(&ids))
         .select((
             access_codes::api_key_id,
             access_codes::enabled,
             access_codes::expires_at,
+            access_codes::id,
+            access_codes::exposed_at,
+            access_codes::exposure_source,
         ))
         .load(conn)?;
     let now = db::now();
-    for (key, enabled, expires_at) in codes {
+    for (key, enabled, expires_at, code_id, exposed_at, source) in codes {
+        if let Some(at) = exposed_at {
+            let latest = details
+                .exposed
+                .get(&key)
+                .is_none_or(|(_, earlier, _)| *earlier < at);
+            if latest {
+                let source = source.unwrap_or_default();
+                details.exposed.insert(key.clone(), (code_id, at, source));
+            }
+        }
         *details.code_counts.entry(key.clone()).or_default() += 1;
         let left = expires_at - now;
         if enabled && left <= crate::access_codes::EXPIRY_WARNING {

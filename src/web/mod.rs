@@ -20,6 +20,7 @@ pub mod docs;
 pub mod errors;
 pub mod forms;
 pub mod layout;
+pub mod leaks;
 pub mod manage;
 pub mod middleware;
 pub mod ops;
@@ -92,6 +93,7 @@ route_table! {
     fn verify_routes, const VERIFY_ROUTES, resource = api_resource;
     "/keys/verify" => post(verify_api::verify_key);
     "/auth/forward" => get(verify_api::forward_auth);
+    "/credentials/revoke" => post(leaks::revoke_credentials);
 }
 
 route_table! {

@@ -28,7 +28,12 @@ pub struct AppState {
     pub keys: KeyMaterial,
     /// The verification path, with its cache, usage counters and metrics.
     pub verifier: Arc<Verifier>,
+    /// Reports to the credential revocation API per client address: each report counts.
+    pub revoke_reports: crate::throttle::FailureThrottle<std::net::IpAddr>,
 }
+
+/// Reports a client may send to the credential revocation API per minute.
+pub const REVOKE_REPORTS_PER_MINUTE: u32 = 30;
 
 /// The pool, with the one way handlers reach it: on the blocking thread pool, never on an async worker.
 #[derive(Clone)]
@@ -78,6 +83,10 @@ impl AppState {
             assets: AssetUrls::compute(),
             catalogue,
             keys,
+            revoke_reports: crate::throttle::FailureThrottle::new(
+                REVOKE_REPORTS_PER_MINUTE,
+                std::time::Duration::from_secs(60),
+            ),
         })
     }
 }

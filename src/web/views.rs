@@ -19,6 +19,8 @@ pub struct KeyView {
     pub source_id: Option<String>,
     /// Why a linked key grants nothing any more (source deleted, link removed), to show on its page.
     pub broken_link: Option<String>,
+    /// A code of this key reported as exposed: what happened, to show on its pages.
+    pub exposed: Option<String>,
     pub code_count: i64,
     /// Days left on the soonest-expiring enabled code, when within 30 days.
     pub expiring_in: Option<i64>,
@@ -70,6 +72,12 @@ impl KeyView {
             origin,
             source_id,
             broken_link,
+            exposed: details.exposed.get(&key.id).map(|(code, at, source)| {
+                format!(
+                    "Access code {code} was reported as exposed ({source}) on {} and disabled at once. Create a new code, move your services to it, then delete the exposed one.",
+                    display::datetime(at)
+                )
+            }),
             code_count: details.code_counts.get(&key.id).copied().unwrap_or(0),
             expiring_in: details.expiring.get(&key.id).copied(),
             created: display::Moment::date(&key.created_at),

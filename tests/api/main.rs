@@ -15,6 +15,7 @@ mod accessibility;
 mod api_keys;
 mod browser;
 mod durability;
+mod exposure;
 mod faults;
 mod gateways;
 mod login;

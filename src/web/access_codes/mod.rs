@@ -56,6 +56,11 @@ impl CodeView {
                     d => format!("expires in {d} days"),
                 },
             ),
+            Status::Disabled if code.exposed_at.is_some() => (
+                "Exposed",
+                "danger",
+                "disabled after a leak report".to_owned(),
+            ),
             Status::Disabled => ("Disabled", "", String::new()),
             Status::Expired => ("Expired", "danger", String::new()),
         };

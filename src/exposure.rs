@@ -1,0 +1,105 @@
+//! Leaked access codes. Anyone who finds a code can report it (the credential revocation API), as can
+//! a secret scanner; each reported code that exists is disabled at once — on every instance, through
+//! the write path — marked as exposed, and audited in its account. Nothing tells the reporter which
+//! codes existed.
+
+use diesel::prelude::*;
+
+use crate::audit::{Actor, AuditAction, AuditEvent};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::revocation::{Changed, Revoked};
+use crate::schema::{access_codes, api_keys};
+use crate::secrets::{self, KeyMaterial};
+
+/// The most codes one report may carry.
+pub const MAX_REPORTED: usize = 100;
+
+/// Who reported, as the audit log shows it.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    /// "credential revocation API", "GitHub secret scanning", …
+    pub source: &'a str,
+    /// Where the code was found, if the reporter said (a URL).
+    pub location: Option<&'a str>,
+    pub client_ip: &'a str,
+}
+
+/// Disables every reported code that exists and records its exposure; returns how many were found
+/// (for the log and the tests — never for the reporter). One write transaction.
+pub fn revoke_reported(
+    conn: &mut DbConn,
+    keys: &KeyMaterial,
+    reported: &[String],
+    report: &Report<'_>,
+) -> Result<Changed<usize>, AppError> {
+    db::write_transaction(conn, |conn| {
+        let now = db::now();
+        let actor = Actor {
+            user_id: None,
+            email: format!("outside report ({})", report.source),
+            is_staff: false,
+            client_ip: report.client_ip.to_owned(),
+        };
+        let mut revoked: Vec<String> = Vec::new();
+        let mut found = 0;
+        for secret in reported.iter().take(MAX_REPORTED) {
+            if secrets::check_format(secret).is_err() {
+                continue;
+            }
+            let digest = keys.digest(secret);
+            let Some((code_id, key_id, account_id, exposed_at)) = access_codes::table
+                .inner_join(api_keys::table)
+                .filter(access_codes::secret_digest.eq(digest.as_slice()))
+                .select((
+                    access_codes::id,
+                    api_keys::id,
+                    api_keys::account_id,
+                    access_codes::exposed_at,
+                ))
+                .first::<(String, String, String, Option<time::PrimitiveDateTime>)>(conn)
+                .optional()?
+            else {
+                continue;
+            };
+            found += 1;
+            if exposed_at.is_some() {
+                continue; // reported before: already disabled and recorded
+            }
+            diesel::update(access_codes::table.find(&code_id))
+                .set((
+                    access_codes::enabled.eq(false),
+                    access_codes::exposed_at.eq(Some(now)),
+                    access_codes::exposure_source.eq(Some(report.source)),
+                ))
+                .execute(conn)?;
+            // A reporter's text never carries a secret into the audit log.
+            let location = report
+                .location
+                .filter(|l| !secrets::contains_secret_like(l));
+            let details = match location {
+                Some(location) => format!(
+                    "disabled after an outside report ({}), found at {location}; key {key_id}",
+                    report.source
+                ),
+                None => format!(
+                    "disabled after an outside report ({}); key {key_id}",
+                    report.source
+                ),
+            };
+            AuditEvent::record(
+                conn,
+                &actor,
+                Some(&account_id),
+                AuditAction::AccessCodeExposed,
+                &code_id,
+                &details,
+            )?;
+            revoked.push(key_id);
+        }
+        Ok(Changed::revoking(
+            found,
+            Revoked::keys(revoked.iter().map(String::as_str)),
+        ))
+    })
+}
