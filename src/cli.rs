@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Failed verifications per client per minute before its cache misses go through the slow lane
     #[arg(long, env = "BMS_VERIFY_FAILURES_PER_MINUTE", default_value_t = crate::verify::FAILURES_PER_IP_PER_MINUTE)]
     pub verify_failures_per_minute: u32,
+    /// GitHub's secret-scanning key set (the JSON of https://api.github.com/meta/public_keys/secret_scanning),
+    /// to accept its leak alerts at /v1/secret-scanning/github
+    #[arg(long, env = "BMS_GITHUB_KEYS_FILE")]
+    pub github_keys_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +139,7 @@ impl Cli {
                 .map_or(crate::verify::FAILURES_PER_IP_PER_MINUTE, |s| {
                     s.verify_failures_per_minute
                 }),
+            github_keys_file: serve.and_then(|s| s.github_keys_file.clone()),
         }
     }
 }

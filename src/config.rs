@@ -47,6 +47,9 @@ pub struct Settings {
     pub key_material: KeyMaterialSource,
     /// Failed verifications per client per minute before its cache misses go through the slow lane.
     pub verify_failures_per_minute: u32,
+    /// GitHub's secret-scanning public keys (the JSON GitHub serves); without it the secret-scanning
+    /// endpoint answers 404.
+    pub github_keys_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -65,6 +68,7 @@ impl Settings {
             policy_catalogue: None,
             key_material: KeyMaterialSource::default(),
             verify_failures_per_minute: crate::verify::FAILURES_PER_IP_PER_MINUTE,
+            github_keys_file: None,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_keys};
 use crate::secrets::{self, KeyMaterial};
 
-/// The most codes one report may carry.
+/// The most codes one report to the credential revocation API may carry.
 pub const MAX_REPORTED: usize = 100;
 
 /// Who reported, as the audit log shows it.
@@ -20,19 +20,25 @@ pub const MAX_REPORTED: usize = 100;
 pub struct Report<'a> {
     /// "credential revocation API", "GitHub secret scanning", …
     pub source: &'a str,
-    /// Where the code was found, if the reporter said (a URL).
-    pub location: Option<&'a str>,
     pub client_ip: &'a str,
 }
 
-/// Disables every reported code that exists and records its exposure; returns how many were found
-/// (for the log and the tests — never for the reporter). One write transaction.
+/// One reported secret, and where it was found if the reporter said (a URL).
+#[derive(Debug, Clone)]
+pub struct Reported {
+    pub secret: String,
+    pub location: Option<String>,
+}
+
+/// Disables every reported code that exists and records its exposure; returns, per reported secret,
+/// whether it is a code of ours (for the log, and for an authenticated scanner's feedback — never for
+/// an anonymous reporter). One write transaction.
 pub fn revoke_reported(
     conn: &mut DbConn,
     keys: &KeyMaterial,
-    reported: &[String],
+    reported: &[Reported],
     report: &Report<'_>,
-) -> Result<Changed<usize>, AppError> {
+) -> Result<Changed<Vec<bool>>, AppError> {
     db::write_transaction(conn, |conn| {
         let now = db::now();
         let actor = Actor {
@@ -42,8 +48,10 @@ pub fn revoke_reported(
             client_ip: report.client_ip.to_owned(),
         };
         let mut revoked: Vec<String> = Vec::new();
-        let mut found = 0;
-        for secret in reported.iter().take(MAX_REPORTED) {
+        let mut found = Vec::with_capacity(reported.len());
+        for item in reported {
+            let secret = item.secret.as_str();
+            found.push(false);
             if secrets::check_format(secret).is_err() {
                 continue;
             }
@@ -62,7 +70,9 @@ pub fn revoke_reported(
             else {
                 continue;
             };
-            found += 1;
+            if let Some(last) = found.last_mut() {
+                *last = true;
+            }
             if exposed_at.is_some() {
                 continue; // reported before: already disabled and recorded
             }
@@ -74,8 +84,9 @@ pub fn revoke_reported(
                 ))
                 .execute(conn)?;
             // A reporter's text never carries a secret into the audit log.
-            let location = report
+            let location = item
                 .location
+                .as_deref()
                 .filter(|l| !secrets::contains_secret_like(l));
             let details = match location {
                 Some(location) => format!(

@@ -29,6 +29,7 @@ pub mod onboarding;
 pub mod policies;
 pub mod revocation;
 pub mod schema;
+pub mod secret_scanning;
 pub mod secrets;
 pub mod sessions;
 pub mod startup;

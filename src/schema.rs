@@ -176,6 +176,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    secret_scanning_alerts (body_sha256) {
+        body_sha256 -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -204,4 +211,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_settings,
     removed_links,
     idempotency_keys,
+    secret_scanning_alerts,
 );

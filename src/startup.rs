@@ -40,6 +40,8 @@ pub enum StartupError {
     Catalogue(#[from] crate::policies::CatalogueError),
     #[error("cannot read the database: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    GithubKeys(String),
 }
 
 /// Opens the database named by the settings (creating the data directory for the default SQLite file)
@@ -111,7 +113,13 @@ impl Application {
             .port();
         let workers = settings.workers;
         let max_connections = settings.max_connections_per_worker;
-        let state = AppState::new(settings, pool, setup_token, catalogue, keys);
+        let github_keys = settings
+            .github_keys_file
+            .as_deref()
+            .map(crate::secret_scanning::GithubKeys::load)
+            .transpose()
+            .map_err(StartupError::GithubKeys)?;
+        let state = AppState::new(settings, pool, setup_token, catalogue, keys, github_keys);
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
             crate::verify::listener::spawn_listener(
                 state.settings.database_url.clone(),

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::exposure::{self, MAX_REPORTED, Report};
+use crate::exposure::{self, MAX_REPORTED, Report, Reported};
 use crate::web::api_errors::Problem;
 use crate::web::client::client_addr;
 use crate::web::state::State;
@@ -37,7 +37,15 @@ pub async fn revoke_credentials(
         }
         state.revoke_reports.record_failure(&ip);
     }
-    let credentials = body.into_inner().credentials;
+    let credentials: Vec<Reported> = body
+        .into_inner()
+        .credentials
+        .into_iter()
+        .map(|secret| Reported {
+            secret,
+            location: None,
+        })
+        .collect();
     if credentials.len() > MAX_REPORTED {
         return Ok(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -55,7 +63,6 @@ pub async fn revoke_credentials(
             crate::revocation::commit(conn, |conn| {
                 let report = Report {
                     source: "credential revocation API",
-                    location: None,
                     client_ip: &ip,
                 };
                 exposure::revoke_reported(conn, &keys, &credentials, &report)
@@ -63,10 +70,114 @@ pub async fn revoke_credentials(
         })
         .await?;
     state.verifier.forget(&changed.revoked);
-    tracing::info!(
-        received,
-        found = changed.value,
-        "credential revocation report"
-    );
+    let found = changed.value.iter().filter(|f| **f).count();
+    tracing::info!(received, found, "credential revocation report");
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "received": received })))
+}
+
+/// A token GitHub found, as its secret-scanning partner contract sends it.
+#[derive(Deserialize)]
+pub struct GithubToken {
+    token: String,
+    #[serde(rename = "type")]
+    kind: String,
+    url: Option<String>,
+}
+
+/// Most tokens one alert may carry.
+const MAX_ALERT_TOKENS: usize = 1000;
+
+fn bad_signature() -> HttpResponse {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+        "The alert's Github-Public-Key-Signature does not verify with the key named by Github-Public-Key-Identifier.",
+    )
+    .respond()
+}
+
+/// `POST /v1/secret-scanning/github` — GitHub's leak alert: verified against GitHub's key set, refused
+/// if replayed, then every `bms_` token in it is revoked like any leak report. Answers GitHub's
+/// feedback: `true_positive` for a code of ours (now disabled), `false_positive` otherwise.
+pub async fn github_alert(
+    req: HttpRequest,
+    state: State,
+    body: web::Bytes,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(keys) = &state.github_keys else {
+        return Ok(crate::web::errors::json_not_found().await);
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(key_id), Some(signature)) = (
+        header("github-public-key-identifier"),
+        header("github-public-key-signature"),
+    ) else {
+        return Ok(bad_signature());
+    };
+    if !keys.verify(key_id, signature, &body) {
+        return Ok(bad_signature());
+    }
+    let Ok(tokens) = serde_json::from_slice::<Vec<GithubToken>>(&body) else {
+        return Ok(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The alert is not a JSON array of {token, type, url, source}.",
+        )
+        .respond());
+    };
+    if tokens.len() > MAX_ALERT_TOKENS {
+        return Ok(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "An alert carries at most 1000 tokens.",
+        )
+        .respond());
+    }
+    let reported: Vec<Reported> = tokens
+        .iter()
+        .map(|t| Reported {
+            secret: t.token.clone(),
+            location: t.url.clone(),
+        })
+        .collect();
+    let ip = client_addr(&req, &state)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let keys = state.keys.clone();
+    let changed = state
+        .db
+        .run(move |conn| {
+            crate::revocation::commit(conn, |conn| {
+                if !crate::secret_scanning::first_sighting(conn, &body)? {
+                    return Ok(crate::revocation::Changed::nothing_revoked(None));
+                }
+                let report = Report {
+                    source: "GitHub secret scanning",
+                    client_ip: &ip,
+                };
+                Ok(exposure::revoke_reported(conn, &keys, &reported, &report)?.map(Some))
+            })
+        })
+        .await?;
+    state.verifier.forget(&changed.revoked);
+    let Some(found) = changed.value else {
+        return Ok(Problem::new(
+            StatusCode::CONFLICT,
+            "replayed_alert",
+            "This alert was received before: it is not acted on twice.",
+        )
+        .respond());
+    };
+    let feedback: Vec<serde_json::Value> = tokens
+        .iter()
+        .zip(found)
+        .map(|(t, ours)| {
+            serde_json::json!({
+                "token_raw": t.token,
+                "token_type": t.kind,
+                "label": if ours { "true_positive" } else { "false_positive" },
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(feedback))
 }

@@ -94,6 +94,7 @@ route_table! {
     "/keys/verify" => post(verify_api::verify_key);
     "/auth/forward" => get(verify_api::forward_auth);
     "/credentials/revoke" => post(leaks::revoke_credentials);
+    "/secret-scanning/github" => post(leaks::github_alert);
 }
 
 route_table! {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Reports to the credential revocation API per client address: each report counts.
     pub revoke_reports: crate::throttle::FailureThrottle<std::net::IpAddr>,
+    /// GitHub's secret-scanning keys, when configured.
+    pub github_keys: Option<crate::secret_scanning::GithubKeys>,
 }
 
 /// Reports a client may send to the credential revocation API per minute.
@@ -67,6 +69,7 @@ impl AppState {
         setup_token: Option<String>,
         catalogue: Catalogue,
         keys: KeyMaterial,
+        github_keys: Option<crate::secret_scanning::GithubKeys>,
     ) -> Arc<Self> {
         let verifier = Arc::new(Verifier::new(
             keys.clone(),
@@ -87,6 +90,7 @@ impl AppState {
                 REVOKE_REPORTS_PER_MINUTE,
                 std::time::Duration::from_secs(60),
             ),
+            github_keys,
         })
     }
 }

@@ -73,3 +73,141 @@ both_backends! {
         assert!(limited.header("retry-after").is_some());
     }
 }
+
+/// A GitHub-style signing key made for the tests, and the key set file naming it `test-key-1`.
+fn github_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).expect("a valid scalar")
+}
+
+fn github_keys_file(settings: &mut bms_keys::config::Settings) {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let pem = github_key()
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("bms-github-keys-{}.json", std::process::id()));
+    let set = json!({ "public_keys": [{ "key_identifier": "test-key-1", "key": pem, "is_current": true }] });
+    std::fs::write(&path, set.to_string()).unwrap();
+    settings.github_keys_file = Some(path);
+}
+
+fn sign(body: &str) -> String {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let signature: p256::ecdsa::Signature = github_key().sign(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+}
+
+async fn alert(
+    client: &Browser,
+    body: &str,
+    key_id: &str,
+    signature: &str,
+) -> crate::helpers::TestResponse {
+    client
+        .request(
+            "POST",
+            "/v1/secret-scanning/github",
+            &[
+                ("content-type", "application/json"),
+                ("github-public-key-identifier", key_id),
+                ("github-public-key-signature", signature),
+            ],
+            Some(body.to_owned()),
+        )
+        .await
+}
+
+fn alert_body(tokens: &[&str]) -> String {
+    let items: Vec<_> = tokens.iter().map(|t| json!({"token": t, "type": "bms_access_code", "url": "https://github.com/octo/app/blob/main/.env", "source": "content"})).collect();
+    serde_json::to_string(&items).unwrap()
+}
+
+both_backends! {
+    async fn a_signed_github_alert_disables_the_code_and_a_forged_one_changes_nothing(app) settings(github_keys_file) {
+        let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let (key, _, leaked) = key_with_code(&owner, &acc, "Leaky", &["ads.read"]).await;
+        let github = app.browser();
+        let ads = paths::api(&acc, "ads");
+        let body = alert_body(&[&leaked, "bms_not_ours"]);
+        let good = sign(&body);
+        let before = audit_actions(&app, &acc).len();
+        let tampered = body.replace("octo", "evil");
+        for (label, res) in [
+            ("no headers", github.request("POST", "/v1/secret-scanning/github", &[("content-type", "application/json")], Some(body.clone())).await),
+            ("unknown key", alert(&github, &body, "test-key-2", &good).await),
+            ("tampered body", alert(&github, &tampered, "test-key-1", &good).await),
+            ("garbage signature", alert(&github, &body, "test-key-1", "bm90IGEgc2lnbmF0dXJl").await),
+        ] {
+            assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::UNAUTHORIZED, "bad_signature".to_owned()), "{label}: {}", res.body);
+        }
+        assert_eq!(github.api("GET", &ads, &leaked).await.status, StatusCode::OK, "forged alerts changed nothing");
+        assert_eq!(audit_actions(&app, &acc).len(), before);
+
+        let res = alert(&github, &body, "test-key-1", &good).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let feedback: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+        assert_eq!(feedback[0]["label"], "true_positive");
+        assert_eq!(feedback[1]["label"], "false_positive");
+        assert_eq!(feedback[0]["token_type"], "bms_access_code");
+        let refused = github.api("GET", &ads, &leaked).await;
+        assert_eq!(Browser::error_code(&refused), "disabled");
+        let (action, _, details) = audit_actions(&app, &acc)[0].clone();
+        assert_eq!(action, "access_code.exposed");
+        assert!(details.contains("GitHub secret scanning") && details.contains("https://github.com/octo/app/blob/main/.env") && details.contains(&key), "{details}");
+
+        // The same alert again is a replay: refused, nothing more recorded.
+        let count = audit_actions(&app, &acc).len();
+        let replay = alert(&github, &body, "test-key-1", &good).await;
+        assert_eq!((replay.status, Browser::error_code(&replay)), (StatusCode::CONFLICT, "replayed_alert".to_owned()));
+        assert_eq!(audit_actions(&app, &acc).len(), count);
+    }
+
+    async fn without_github_keys_the_scanning_endpoint_does_not_exist(app) {
+        let res = alert(&app.browser(), "[]", "k", "s").await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(bms_pg_tests),
+    ignore = "PostgreSQL: set BMS_TEST_POSTGRES_URL to run"
+)]
+async fn a_github_alert_reaches_every_instance_within_two_seconds() {
+    let a =
+        crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Postgres, github_keys_file)
+            .await;
+    let b = a.second_instance().await;
+    let (owner, acc) = a.signed_in_owner("ana@example.com", "Shop").await;
+    let (_, _, leaked) = key_with_code(&owner, &acc, "Leaky", &["ads.read"]).await;
+    let client_b = b.browser();
+    let ads = paths::api(&acc, "ads");
+    assert_eq!(
+        client_b.api("GET", &ads, &leaked).await.status,
+        StatusCode::OK,
+        "cached on the second instance"
+    );
+    let body = alert_body(&[&leaked]);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        alert(&a.browser(), &body, "test-key-1", &sign(&body))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    loop {
+        if client_b.api("GET", &ads, &leaked).await.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "still accepted on the second instance after 2 s"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    println!(
+        "GitHub alert → refused on the second instance in {:?}",
+        started.elapsed()
+    );
+}
