@@ -38,6 +38,9 @@ crate::text_enum! {
         AccessCodeDisabled = "access_code.disabled",
         AccessCodeDeleted = "access_code.deleted",
         AccessCodeExposed = "access_code.exposed",
+        AccessCodeRetirementScheduled = "access_code.retirement_scheduled",
+        AccessCodeRetirementCancelled = "access_code.retirement_cancelled",
+        AccessCodeRetired = "access_code.retired",
     }
 }
 

@@ -183,6 +183,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    code_retirements (code_id) {
+        code_id -> Text,
+        api_key_id -> Text,
+        account_id -> Text,
+        mode -> Text,
+        quiet_seconds -> Nullable<Integer>,
+        retire_at -> Nullable<Timestamp>,
+        scheduled_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -212,4 +224,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     removed_links,
     idempotency_keys,
     secret_scanning_alerts,
+    code_retirements,
 );

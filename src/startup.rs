@@ -120,6 +120,10 @@ impl Application {
             .transpose()
             .map_err(StartupError::GithubKeys)?;
         let state = AppState::new(settings, pool, setup_token, catalogue, keys, github_keys);
+        spawn_retirement_sweep(
+            state.db.pool.clone(),
+            std::sync::Arc::downgrade(&state.verifier),
+        );
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
             crate::verify::listener::spawn_listener(
                 state.settings.database_url.clone(),
@@ -231,5 +235,47 @@ async fn flush_usage(state: &Arc<AppState>) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("usage not written yet, will retry: {e}"),
         Err(e) => tracing::warn!("usage flush did not run: {e}"),
+    }
+}
+
+/// How often each instance looks for access codes due to retire.
+const RETIREMENT_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Every instance retires the codes whose scheduled retirement is due (`access_codes::rotation`),
+/// through the write path; one indexed read a second while nothing is scheduled. Stops by itself once
+/// the verifier is dropped (the server has shut down).
+fn spawn_retirement_sweep(pool: db::Pool, verifier: std::sync::Weak<crate::verify::Verifier>) {
+    use diesel::prelude::*;
+    let spawned = std::thread::Builder::new()
+        .name("bms-retirements".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(RETIREMENT_SWEEP);
+                let Some(verifier) = verifier.upgrade() else {
+                    return;
+                };
+                let Ok(mut conn) = pool.get() else { continue };
+                let pending = crate::schema::code_retirements::table
+                    .count()
+                    .get_result::<i64>(&mut conn)
+                    .unwrap_or(0);
+                if pending == 0 {
+                    continue;
+                }
+                match crate::revocation::commit(&mut conn, |conn| {
+                    crate::access_codes::rotation::retire_due(conn, db::now())
+                }) {
+                    Ok(changed) => {
+                        verifier.forget(&changed.revoked);
+                        for code in &changed.value {
+                            tracing::info!(code, "access code retired as scheduled");
+                        }
+                    }
+                    Err(e) => tracing::warn!("retirement sweep: {e}"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the retirement sweep: {e}");
     }
 }

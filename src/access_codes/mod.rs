@@ -16,6 +16,7 @@ use crate::schema::{access_codes, api_keys as api_keys_table};
 use crate::secrets::{self, KeyMaterial};
 
 mod disclosure;
+pub mod rotation;
 pub use disclosure::{Disclosure, MAX_REASON_LEN, MIN_REASON_LEN, RevealRequest, Revealed, reveal};
 
 /// Codes an API key may have at once; the database holds it (`UNIQUE(api_key_id, slot)`, slot 1 or 2).

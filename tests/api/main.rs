@@ -22,6 +22,7 @@ mod login;
 mod management;
 mod matrix;
 mod platform;
+mod retirement;
 mod revocation;
 mod setup;
 mod trust_boundary;

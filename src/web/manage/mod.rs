@@ -48,6 +48,8 @@ enum Op {
     UpdateCode,
     DeleteCode,
     RevealCode,
+    RetireCode,
+    CancelRetirement,
     ListAuditEvents,
 }
 
@@ -105,6 +107,16 @@ const ROUTES: &[(&str, &str, Op)] = &[
         "POST",
         "/api/v1/accounts/{account}/api-keys/{key}/access-codes/{code}/reveal",
         Op::RevealCode,
+    ),
+    (
+        "POST",
+        "/api/v1/accounts/{account}/api-keys/{key}/access-codes/{code}/retire",
+        Op::RetireCode,
+    ),
+    (
+        "DELETE",
+        "/api/v1/accounts/{account}/api-keys/{key}/access-codes/{code}/retire",
+        Op::CancelRetirement,
     ),
     (
         "GET",
@@ -215,6 +227,7 @@ pub async fn dispatch(
         (Op::ListCodes, Some(key), _) => list_codes(&call, key).await,
         (Op::GetCode, Some(key), Some(code)) => get_code(&call, key, code).await,
         (Op::DeleteCode, Some(key), Some(code)) => delete_code(&call, key, code).await,
+        (Op::CancelRetirement, Some(key), Some(code)) => cancel_retirement(&call, key, code).await,
         (write, key, code) => {
             let body =
                 match read_within(payload.into_inner(), call.state.settings.body_timeout).await {
@@ -231,6 +244,9 @@ pub async fn dispatch(
                 (Op::CreateCode, Some(key), _) => create_code(&call, idem, key, &body).await,
                 (Op::UpdateCode, Some(key), Some(code)) => {
                     update_code(&call, key, code, &body).await
+                }
+                (Op::RetireCode, Some(key), Some(code)) => {
+                    retire_code(&call, idem, key, code, &body).await
                 }
                 (Op::RevealCode, Some(key), Some(code)) => {
                     reveal_code(&call, idem, key, code).await
@@ -890,4 +906,64 @@ async fn list_audit_events(call: &Call, query: &str) -> Result<HttpResponse, Ref
         answer(StatusCode::OK, None, &AuditEventPage { data, next_cursor }),
         false,
     ))
+}
+
+/// `POST /api-keys/{key}/access-codes/{code}/retire` — schedules the code's retirement.
+async fn retire_code(
+    call: &Call,
+    idem: Option<Keyed>,
+    key_id: ApiKeyId,
+    code_id: AccessCodeId,
+    body: &[u8],
+) -> Result<HttpResponse, Refused> {
+    use crate::access_codes::rotation::{self, When};
+    let request: RetireRequest = parse_json(body)?;
+    let when = match (&request.when, request.quiet_seconds, &request.at) {
+        (None, None, Some(at)) => {
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        invalid_field("at", "Give an RFC 3339 time, like 2027-01-31T09:00:00Z.")
+                    })?
+                    .to_offset(time::UtcOffset::UTC);
+            When::At(time::PrimitiveDateTime::new(at.date(), at.time()))
+        }
+        (Some(w), quiet, None) if w == "idle" => {
+            When::Idle(time::Duration::seconds(quiet.unwrap_or(900)))
+        }
+        _ => {
+            return Err(invalid_field(
+                "when",
+                "Send {\"when\": \"idle\", \"quiet_seconds\": N} or {\"at\": time}.",
+            ));
+        }
+    };
+    change(call, idem, move |conn, caller| {
+        key_for_codes(conn, caller, &key_id)?;
+        let changed =
+            rotation::schedule(conn, &caller.access, &caller.actor, &key_id, &code_id, when)?;
+        let json = Retirement::new(&changed.value);
+        Ok(changed.map(|_| answer(StatusCode::OK, None, &json)))
+    })
+    .await
+}
+
+/// `DELETE /api-keys/{key}/access-codes/{code}/retire` — cancels a scheduled retirement.
+async fn cancel_retirement(
+    call: &Call,
+    key_id: ApiKeyId,
+    code_id: AccessCodeId,
+) -> Result<HttpResponse, Refused> {
+    change(call, None, move |conn, caller| {
+        key_for_codes(conn, caller, &key_id)?;
+        let changed = crate::access_codes::rotation::cancel(
+            conn,
+            &caller.access,
+            &caller.actor,
+            &key_id,
+            &code_id,
+        )?;
+        Ok(changed.map(|_| answer(StatusCode::NO_CONTENT, None, &())))
+    })
+    .await
 }

@@ -130,6 +130,19 @@ mod operations {
         responses((status = 200, description = "The secret.", body = Secret)))]
     fn reveal_code() {}
 
+    #[utoipa::path(post, path = "/api/v1/accounts/{account}/api-keys/{key}/access-codes/{code}/retire", tag = "Access codes",
+        summary = "Schedule an access code's retirement",
+        description = "Rotation without a gap: `{\"when\": \"idle\", \"quiet_seconds\": N}` disables the code once another code of the key has been used and this one has seen no request for N seconds (10 s to 7 days); `{\"at\": time}` at that time. The key needs another enabled code (409 otherwise). Replaces an earlier schedule. Needs `api-keys.manage`.",
+        params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "A retry replays the first answer.")),
+        request_body(content = RetireRequest, content_type = "application/json"),
+        responses((status = 200, description = "The schedule.", body = Retirement)))]
+    fn retire_code() {}
+
+    #[utoipa::path(delete, path = "/api/v1/accounts/{account}/api-keys/{key}/access-codes/{code}/retire", tag = "Access codes",
+        summary = "Cancel a scheduled retirement", description = "404 when none is scheduled. Needs `api-keys.manage`.",
+        responses((status = 204, description = "Cancelled.")))]
+    fn cancel_retirement() {}
+
     #[utoipa::path(get, path = "/api/v1/accounts/{account}/audit-events", tag = "Audit log",
         summary = "Read the audit log",
         description = "Newest first, `limit` at a time (1–100, default 20), `next_cursor` for the next page. Needs `audit.read`.",
@@ -151,7 +164,8 @@ mod operations {
     paths(operations::list_policies, operations::list_keys, operations::create_key,
           operations::get_key, operations::update_key, operations::delete_key, operations::list_codes,
           operations::create_code, operations::get_code, operations::update_code,
-          operations::delete_code, operations::reveal_code, operations::list_audit_events),
+          operations::delete_code, operations::reveal_code, operations::retire_code,
+          operations::cancel_retirement, operations::list_audit_events),
     components(schemas(Problem, FieldProblem)),
     modifiers(&Common),
 )]

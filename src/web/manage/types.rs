@@ -222,3 +222,43 @@ pub struct AccessCodeChanges {
     pub description: Option<String>,
     pub enabled: Option<bool>,
 }
+
+/// How an access code retires: `{"when": "idle", "quiet_seconds": N}` (once another code of the key has
+/// been used and this one has seen no request for N seconds, 10 s to 7 days) or `{"at": time}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    #[schema(pattern = "^idle$")]
+    pub when: Option<String>,
+    #[schema(minimum = 10, maximum = 604800)]
+    pub quiet_seconds: Option<i64>,
+    #[schema(format = DateTime)]
+    pub at: Option<String>,
+}
+
+/// A scheduled retirement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retirement {
+    pub code_id: String,
+    pub api_key_id: String,
+    #[schema(pattern = "^(idle|at)$")]
+    pub when: String,
+    pub quiet_seconds: Option<i32>,
+    #[schema(format = DateTime)]
+    pub at: Option<String>,
+    #[schema(format = DateTime)]
+    pub scheduled_at: String,
+}
+
+impl Retirement {
+    pub fn new(r: &crate::access_codes::rotation::Retirement) -> Self {
+        Retirement {
+            code_id: r.code_id.clone(),
+            api_key_id: r.api_key_id.clone(),
+            when: r.mode.clone(),
+            quiet_seconds: r.quiet_seconds,
+            at: r.retire_at.as_ref().map(rfc3339),
+            scheduled_at: rfc3339(&r.scheduled_at),
+        }
+    }
+}
