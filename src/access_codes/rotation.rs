@@ -84,21 +84,22 @@ pub fn schedule(
 ) -> Result<Changed<Retirement>, AppError> {
     access.require_owner()?;
     let now = db::now();
-    match when {
-        When::Idle(quiet) if quiet < MIN_QUIET || quiet > MAX_QUIET => {
-            return Err(AppError::invalid(
-                "quiet_seconds",
-                "Choose a quiet period from 10 seconds to 7 days.",
-            ));
-        }
-        When::At(at) if at <= now => {
-            return Err(AppError::invalid("at", "Choose a time in the future."));
-        }
-        _ => {}
-    }
     db::write_transaction(conn, |conn| {
         let key = own_key(conn, access, key_id)?;
         let code = find(conn, &key.id, code_id)?;
+        // The rules on the schedule come after the lookups: another account's ids are a 404 first.
+        match when {
+            When::Idle(quiet) if quiet < MIN_QUIET || quiet > MAX_QUIET => {
+                return Err(AppError::invalid(
+                    "quiet_seconds",
+                    "Choose a quiet period from 10 seconds to 7 days.",
+                ));
+            }
+            When::At(at) if at <= now => {
+                return Err(AppError::invalid("at", "Choose a time in the future."));
+            }
+            _ => {}
+        }
         if !code.enabled || code.is_expired_at(now) {
             return Err(AppError::conflict(
                 "This access code is not in use: there is nothing to retire.",

@@ -126,6 +126,10 @@ route_table! {
         get(access_codes::secret::download_secret), post(access_codes::secret::download_secret_with_reason);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/enabled" =>
         post(access_codes::set_access_code_enabled);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/retire" =>
+        post(access_codes::retire_access_code);
+    "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/retire/cancel" =>
+        post(access_codes::cancel_access_code_retirement);
     "/accounts/{acc}/permissions/api-keys/{key}/access-codes/{code}/delete" =>
         get(access_codes::confirm_delete_access_code), post(access_codes::delete_access_code);
     "/accounts/{acc}/audit" => get(audit::list_audit_events);

@@ -59,6 +59,15 @@ impl AccountUrls {
         format!("{}/enabled", self.access_code(key_id, code_id))
     }
 
+    /// Schedules the code's retirement (`POST`).
+    pub fn retire_access_code(&self, key_id: &str, code_id: &str) -> String {
+        format!("{}/retire", self.access_code(key_id, code_id))
+    }
+
+    pub fn cancel_retirement(&self, key_id: &str, code_id: &str) -> String {
+        format!("{}/retire/cancel", self.access_code(key_id, code_id))
+    }
+
     pub fn delete_access_code(&self, key_id: &str, code_id: &str) -> String {
         format!("{}/delete", self.access_code(key_id, code_id))
     }

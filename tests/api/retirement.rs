@@ -175,4 +175,31 @@ both_backends! {
         let res = call(&client, "POST", &format!("/api/v1/accounts/{acc}/api-keys/{single}/access-codes/{only}/retire"), &manager, Some(json!({"when": "idle"}))).await;
         assert_eq!((res.status, Browser::error_code(&res)), (StatusCode::CONFLICT, "conflict".to_owned()));
     }
+
+    async fn owners_schedule_and_cancel_a_retirement_in_the_console(app) {
+        let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+        let key = owner.create_key(&acc, "Job", "", &["ads.read"]).await;
+        let (first, _) = owner.create_code(&acc, &key, "v1").await;
+        let tab = owner.get(&paths::codes(&acc, &key)).await;
+        assert!(!tab.body.contains("Retire when idle"), "the only code cannot retire");
+        owner.create_code(&acc, &key, "v2").await;
+        let tab = owner.get(&paths::codes(&acc, &key)).await;
+        assert_eq!(tab.body.matches("Retire when idle…").count(), 2);
+        let retire = format!("{}/retire", paths::code(&acc, &key, &first));
+        let csrf = tab.csrf_token();
+        let res = owner.post_form(&retire, &[("csrf_token", &csrf), ("quiet_seconds", "900")]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let tab = owner.get(res.location()).await;
+        assert!(tab.body.contains("retires when idle for 15 min, once the other code is in use."), "flash");
+        assert!(tab.body.contains("Retires when idle for 15 min.") && tab.body.contains("Cancel retirement"));
+        let bad = owner.post_form(&retire, &[("csrf_token", &csrf), ("quiet_seconds", "5")]).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.body.contains("quiet period from 10 seconds to 7 days"), "{}", bad.body);
+        let res = owner.post_form(&format!("{retire}/cancel"), &[("csrf_token", &csrf)]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let tab = owner.get(res.location()).await;
+        assert!(tab.body.contains("Retirement cancelled") && !tab.body.contains("Retires when idle"));
+        let actions: Vec<String> = audit_actions(&app, &acc).into_iter().map(|a| a.0).collect();
+        assert_eq!(&actions[..2], ["access_code.retirement_cancelled", "access_code.retirement_scheduled"]);
+    }
 }

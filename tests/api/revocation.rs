@@ -45,6 +45,9 @@ fn effect(path: &str) -> Effect {
             Effect::Nothing("a new code (its secret is unknown until created)")
         }
         "/{key}/access-codes/{code}" => Effect::Nothing("a description"),
+        "/{key}/access-codes/{code}/retire" | "/{key}/access-codes/{code}/retire/cancel" => {
+            Effect::Nothing("a schedule (the retirement itself: tests/api/retirement.rs)")
+        }
         "/{key}/access-codes/{code}/secret" | "/{key}/access-codes/{code}/download" => {
             Effect::Nothing("revealing a secret")
         }

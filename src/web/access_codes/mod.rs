@@ -40,6 +40,12 @@ pub struct CodeView {
     pub update_url: String,
     pub enabled_url: String,
     pub delete_url: String,
+    pub retire_url: String,
+    pub cancel_retirement_url: String,
+    /// "Retires when idle for 15 min." when scheduled.
+    pub retirement: Option<String>,
+    /// Enabled, with another code of the key in use to take over.
+    pub can_retire: bool,
 }
 
 impl CodeView {
@@ -81,6 +87,10 @@ impl CodeView {
             update_url: urls.access_code(key_id, code_id),
             enabled_url: urls.access_code_enabled(key_id, code_id),
             delete_url: urls.delete_access_code(key_id, code_id),
+            retire_url: urls.retire_access_code(key_id, code_id),
+            cancel_retirement_url: urls.cancel_retirement(key_id, code_id),
+            retirement: None,
+            can_retire: false,
         }
     }
 
@@ -125,6 +135,7 @@ struct TabData {
     key: ApiKey,
     details: api_keys::KeyDetails,
     codes: Vec<AccessCode>,
+    retirements: Vec<access_codes::rotation::Retirement>,
 }
 
 async fn load_tab(
@@ -137,11 +148,13 @@ async fn load_tab(
         let key = api_keys::find_in_account(conn, &access.account.id, &key_id)?;
         let details = api_keys::details_of(conn, std::slice::from_ref(&key))?;
         let codes = access_codes::list_for_key(conn, &key.id)?;
+        let retirements = access_codes::rotation::for_key(conn, &key.id)?;
         Ok(TabData {
             access,
             key,
             details,
             codes,
+            retirements,
         })
     })
     .await
@@ -174,7 +187,27 @@ fn render_tab(
         ));
     }
     let key = KeyView::new(&data.key, &data.details, &urls);
-    let codes: Vec<CodeView> = data.codes.iter().map(|c| CodeView::new(c, &urls)).collect();
+    let now = crate::db::now();
+    let in_use = |c: &AccessCode| c.enabled && !c.is_expired_at(now);
+    let codes: Vec<CodeView> = data
+        .codes
+        .iter()
+        .map(|c| {
+            let mut view = CodeView::new(c, &urls);
+            view.retirement = data
+                .retirements
+                .iter()
+                .find(|r| r.code_id == c.id)
+                .map(|r| format!("Retires {}.", r.describe()));
+            // A code may be scheduled to retire while another code of the key is in use.
+            view.can_retire = in_use(c)
+                && data
+                    .codes
+                    .iter()
+                    .any(|other| other.id != c.id && in_use(other));
+            view
+        })
+        .collect();
     html_with_status(
         status,
         &CodesPage {
@@ -436,4 +469,66 @@ pub async fn delete_access_code(
             render_refusal(&state, &who, account_id, key_id, error, TabState::default()).await
         }
     }
+}
+
+/// `quiet_seconds`: how long the code must have been idle.
+#[derive(Debug, Deserialize)]
+pub struct RetireForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    quiet_seconds: String,
+}
+
+/// `POST …/access-codes/{code}/retire` (`quiet_seconds`) — retires the code once another code of the
+/// key is in use and this one has been idle that long.
+pub async fn retire_access_code(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
+    HtmlForm(form): HtmlForm<RetireForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (account_id, key_id, code_id) = path.into_inner();
+    // An unreadable period is 0 s, which the rule refuses with its message (after the role check).
+    let quiet = form.quiet_seconds.trim().parse::<i64>().unwrap_or(0);
+    let when = access_codes::rotation::When::Idle(time::Duration::seconds(quiet));
+    let result = who
+        .change_in(&state, &account_id, move |conn, access, actor| {
+            access_codes::rotation::schedule(conn, access, actor, &key_id, &code_id, when)
+        })
+        .await;
+    let urls = AccountUrls::new(account_id.as_str());
+    match result {
+        Ok(r) => Ok(see_other_with_flash(
+            &urls.access_codes(&r.api_key_id),
+            &Flash::success(format!(
+                "Access code {} retires {}, once the other code is in use.",
+                r.code_id,
+                r.describe()
+            )),
+        )),
+        Err(AppError::Invalid(errors)) => Err(AppError::BadRequest(errors.summary())),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST …/access-codes/{code}/retire/cancel`
+pub async fn cancel_access_code_retirement(
+    state: State,
+    who: SignedIn,
+    path: web::Path<(AccountId, ApiKeyId, AccessCodeId)>,
+    HtmlForm(form): HtmlForm<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (account_id, key_id, code_id) = path.into_inner();
+    let key = key_id.clone();
+    who.change_in(&state, &account_id, move |conn, access, actor| {
+        access_codes::rotation::cancel(conn, access, actor, &key_id, &code_id)
+    })
+    .await?;
+    Ok(see_other_with_flash(
+        &AccountUrls::new(account_id.as_str()).access_codes(key.as_str()),
+        &Flash::success("Retirement cancelled: the code stays enabled."),
+    ))
 }
