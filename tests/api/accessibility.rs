@@ -206,6 +206,10 @@ struct World {
     later: String,
     linked: String,
     partner_link: String,
+    /// Two enabled codes, the first scheduled to retire when idle.
+    rotating: String,
+    /// Its code was reported as leaked.
+    leaked: String,
 }
 
 async fn world(app: &TestApp, acme: &str) -> World {
@@ -260,7 +264,27 @@ async fn world(app: &TestApp, acme: &str) -> World {
         .next()
         .unwrap()
         .to_owned();
+    let rotating = olivia.create_key(acme, "Rotating", "", &["ads.read"]).await;
+    let (first, _) = olivia.create_code(acme, &rotating, "v1").await;
+    let (_, _) = olivia.create_code(acme, &rotating, "v2").await;
+    let csrf = olivia.csrf_token_of(&paths::codes(acme, &rotating)).await;
+    let retire = format!("{}/retire", paths::code(acme, &rotating, &first));
+    olivia
+        .post_form(&retire, &[("csrf_token", &csrf), ("quiet_seconds", "3600")])
+        .await;
+    let (leaked, _, leaked_secret) = key_with_code(&olivia, acme, "Leaked", &["ads.read"]).await;
+    let body = json!({ "credentials": [leaked_secret] }).to_string();
+    client
+        .request(
+            "POST",
+            "/v1/credentials/revoke",
+            &[("content-type", "application/json")],
+            Some(body),
+        )
+        .await;
     World {
+        rotating,
+        leaked,
         acme: acme.to_owned(),
         key,
         code,
@@ -333,6 +357,15 @@ async fn owner_pages(a: &mut Audit, w: &World) {
         "closed, restored, no navigation"
     );
     a.visit(&paths::codes(acc, &w.later), "owner-access-codes-empty")
+        .await;
+    a.visit(
+        &paths::codes(acc, &w.rotating),
+        "owner-access-codes-rotating",
+    )
+    .await;
+    a.session.click("details.retire summary").await;
+    a.check("owner-access-codes-retire-form").await;
+    a.visit(&paths::codes(acc, &w.leaked), "owner-access-codes-exposed")
         .await;
     a.visit(&paths::code_secret(acc, &w.key, &w.code), "owner-secret")
         .await;
