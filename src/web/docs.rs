@@ -8,7 +8,16 @@ use crate::error::AppError;
 use crate::web::layout::Layout;
 use crate::web::render::html;
 use crate::web::session::{Flash, SignedIn};
-use crate::web::state::State;
+use crate::web::state::{AppState, State};
+
+/// The documentation pages are public: signed-in users see their usual header.
+fn docs_layout(req: &HttpRequest, state: &AppState, who: Option<&SignedIn>, title: &str) -> Layout {
+    let flash = Flash::take(req);
+    match who {
+        Some(who) => Layout::signed_in(state, who, title, flash),
+        None => Layout::anonymous(state, title, "", flash),
+    }
+}
 
 pub struct ApiView {
     pub method: String,
@@ -58,11 +67,7 @@ pub async fn list_apis(
             rules: rules.to_vec(),
         })
         .collect();
-    let flash = Flash::take(&req);
-    let layout = match &who {
-        Some(who) => Layout::signed_in(&state, who, "BMS APIs", flash),
-        None => Layout::anonymous(&state, "BMS APIs", "", flash),
-    };
+    let layout = docs_layout(&req, &state, who.as_ref(), "BMS APIs");
     html(&ApisPage {
         layout,
         apis,
@@ -172,12 +177,7 @@ pub async fn api_keys_help(
             ),
         },
     ];
-    let flash = Flash::take(&req);
-    let title = "API keys: how they work";
-    let layout = match &who {
-        Some(who) => Layout::signed_in(&state, who, title, flash),
-        None => Layout::anonymous(&state, title, "", flash),
-    };
+    let layout = docs_layout(&req, &state, who.as_ref(), "API keys: how they work");
     html(&ApiKeysHelpPage {
         layout,
         ads_url: ads,
@@ -285,12 +285,7 @@ pub async fn management_api(
     who: Option<SignedIn>,
 ) -> Result<HttpResponse, AppError> {
     let (operations, schemas) = crate::web::manage::openapi::reference();
-    let flash = Flash::take(&req);
-    let title = "Management API";
-    let layout = match &who {
-        Some(who) => Layout::signed_in(&state, who, title, flash),
-        None => Layout::anonymous(&state, title, "", flash),
-    };
+    let layout = docs_layout(&req, &state, who.as_ref(), "Management API");
     html(&ManagementApiPage {
         layout,
         operations,

@@ -507,6 +507,14 @@ fn page_query(query: &str) -> Result<(PageQuery, i64), Refused> {
     Ok((query, limit))
 }
 
+/// An RFC 3339 time as the database stores times (UTC, no offset).
+fn utc_time(text: &str) -> Option<time::PrimitiveDateTime> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()?
+        .to_offset(time::UtcOffset::UTC);
+    Some(time::PrimitiveDateTime::new(at.date(), at.time()))
+}
+
 const BAD_CURSOR: &str =
     "This is not a cursor of this list: pass next_cursor from the previous page.";
 
@@ -557,14 +565,8 @@ async fn list_keys(call: &Call, query: &str) -> Result<HttpResponse, Refused> {
             let (at, id) = text
                 .rsplit_once(' ')
                 .ok_or_else(|| invalid_field("cursor", BAD_CURSOR))?;
-            let at =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| invalid_field("cursor", BAD_CURSOR))?;
-            let at = at.to_offset(time::UtcOffset::UTC);
-            Some((
-                time::PrimitiveDateTime::new(at.date(), at.time()),
-                id.to_owned(),
-            ))
+            let at = utc_time(at).ok_or_else(|| invalid_field("cursor", BAD_CURSOR))?;
+            Some((at, id.to_owned()))
         }
     };
     let filter = ListFilter {
@@ -920,13 +922,10 @@ async fn retire_code(
     let request: RetireRequest = parse_json(body)?;
     let when = match (&request.when, request.quiet_seconds, &request.at) {
         (None, None, Some(at)) => {
-            let at =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| {
-                        invalid_field("at", "Give an RFC 3339 time, like 2027-01-31T09:00:00Z.")
-                    })?
-                    .to_offset(time::UtcOffset::UTC);
-            When::At(time::PrimitiveDateTime::new(at.date(), at.time()))
+            let at = utc_time(at).ok_or_else(|| {
+                invalid_field("at", "Give an RFC 3339 time, like 2027-01-31T09:00:00Z.")
+            })?;
+            When::At(at)
         }
         (Some(w), quiet, None) if w == "idle" => {
             When::Idle(time::Duration::seconds(quiet.unwrap_or(900)))
