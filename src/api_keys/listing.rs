@@ -177,6 +177,8 @@ pub struct ListFilter {
     pub tag: String,
     /// 1-based; out-of-range pages show the nearest page.
     pub page: i64,
+    /// Only keys with an enabled code expiring within 30 days (or already expired).
+    pub expiring_only: bool,
 }
 
 /// One page of keys.
@@ -203,6 +205,17 @@ fn filtered<'a>(account_id: &'a str, filter: &'a ListFilter) -> BoxedKeys<'a> {
                 .escape('\\')
                 .or(api_keys::id.eq(q))
                 .or(api_keys::linked_key_id.eq(q)),
+        );
+    }
+    if filter.expiring_only {
+        let soon = db::now() + crate::access_codes::EXPIRY_WARNING;
+        query = query.filter(
+            api_keys::id.eq_any(
+                access_codes::table
+                    .filter(access_codes::enabled.eq(true))
+                    .filter(access_codes::expires_at.le(soon))
+                    .select(access_codes::api_key_id),
+            ),
         );
     }
     let tag = filter.tag.trim();

@@ -262,6 +262,14 @@ both_backends! {
         let tab = browser.get(&paths::codes(&acc, &key)).await;
         assert!(tab.body.contains("Expiring soon") && tab.body.contains("expires in 10 days"));
         assert!(tab.body.contains("Create the second code now"));
+        // The list filters down to the keys that need a new code.
+        let calm = browser.create_key(&acc, "Calm", "", &[]).await;
+        browser.create_code(&acc, &calm, "").await;
+        let all = browser.get(&paths::keys(&acc)).await;
+        assert!(all.body.contains(">Calm</a>") && all.body.contains("?expiring=30\">show only these keys</a>"));
+        let soon = browser.get(&format!("{}?expiring=30", paths::keys(&acc))).await;
+        assert!(soon.body.contains(">Zapier</a>") && !soon.body.contains(">Calm</a>"), "only the expiring key");
+        assert!(soon.body.contains(r#"name="expiring" value="30" checked"#));
     }
 
     async fn viewers_never_see_secrets_or_change_codes(app) {

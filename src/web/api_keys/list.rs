@@ -23,6 +23,9 @@ pub struct ListQuery {
     tag: String,
     #[serde(default)]
     page: String,
+    /// `30`: only keys with a code that expires within 30 days (or has expired while enabled).
+    #[serde(default)]
+    expiring: String,
 }
 
 /// A line of the "access codes expire soon" banner.
@@ -48,10 +51,13 @@ struct ListPage {
     has_any: bool,
     prev_url: Option<String>,
     next_url: Option<String>,
+    /// Only keys with codes expiring within 30 days.
+    expiring_only: bool,
 }
 
 /// The list URL for a page of the current search.
-fn list_url(urls: &AccountUrls, q: &str, tag: &str, page: i64) -> String {
+fn list_url(urls: &AccountUrls, filter: &ListFilter, page: i64) -> String {
+    let (q, tag) = (filter.q.as_str(), filter.tag.as_str());
     let mut params = Vec::new();
     if !q.is_empty() {
         params.push(format!(
@@ -64,6 +70,9 @@ fn list_url(urls: &AccountUrls, q: &str, tag: &str, page: i64) -> String {
             "tag={}",
             percent_encoding::utf8_percent_encode(tag, percent_encoding::NON_ALPHANUMERIC)
         ));
+    }
+    if filter.expiring_only {
+        params.push("expiring=30".to_owned());
     }
     if page > 1 {
         params.push(format!("page={page}"));
@@ -88,6 +97,7 @@ pub async fn list_api_keys(
         q: query.q.trim().chars().take(200).collect(),
         tag: query.tag.trim().chars().take(64).collect(),
         page: query.page.trim().parse().unwrap_or(1),
+        expiring_only: query.expiring.trim() == "30",
     };
     let list_filter = filter.clone();
     let (access, page, tags, has_any, expiring) = who
@@ -133,9 +143,9 @@ pub async fn list_api_keys(
         ),
         expiring,
         keys,
-        prev_url: (page.page > 1).then(|| list_url(&urls, &filter.q, &filter.tag, page.page - 1)),
-        next_url: (page.page < page.pages)
-            .then(|| list_url(&urls, &filter.q, &filter.tag, page.page + 1)),
+        prev_url: (page.page > 1).then(|| list_url(&urls, &filter, page.page - 1)),
+        next_url: (page.page < page.pages).then(|| list_url(&urls, &filter, page.page + 1)),
+        expiring_only: filter.expiring_only,
         q: filter.q,
         tag: filter.tag,
         tags,

@@ -573,6 +573,7 @@ async fn list_keys(call: &Call, query: &str) -> Result<HttpResponse, Refused> {
         q: query.q.clone(),
         tag: query.tag.clone(),
         page: 1,
+        expiring_only: false,
     };
     let page = read(call, move |conn, caller| {
         Ok(api_keys::list_after(
