@@ -94,16 +94,19 @@ fn breakdown(settings: &Settings, account: &str) {
         q: String::new(),
         tag: String::new(),
         page: 1,
+        expiring_only: false,
     };
     let search = api_keys::ListFilter {
         q: "key 0500".into(),
         tag: String::new(),
         page: 1,
+        expiring_only: false,
     };
     let tagged = api_keys::ListFilter {
         q: String::new(),
         tag: "team-3".into(),
         page: 1,
+        expiring_only: false,
     };
     time("list_for_account (first page)", &mut |c| {
         api_keys::list_for_account(c, account, &plain).unwrap();
