@@ -57,20 +57,16 @@ pub async fn revoke_credentials(
     let received = credentials.len();
     let ip = client.map(|ip| ip.to_string()).unwrap_or_default();
     let keys = state.keys.clone();
-    let changed = state
-        .db
-        .run(move |conn| {
-            crate::revocation::commit(conn, |conn| {
-                let report = Report {
-                    source: "credential revocation API",
-                    client_ip: &ip,
-                };
-                exposure::revoke_reported(conn, &keys, &credentials, &report)
-            })
+    let found = state
+        .commit(move |conn| {
+            let report = Report {
+                source: "credential revocation API",
+                client_ip: &ip,
+            };
+            exposure::revoke_reported(conn, &keys, &credentials, &report)
         })
         .await?;
-    state.verifier.forget(&changed.revoked);
-    let found = changed.value.iter().filter(|f| **f).count();
+    let found = found.iter().filter(|f| **f).count();
     tracing::info!(received, found, "credential revocation report");
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "received": received })))
 }
@@ -144,23 +140,19 @@ pub async fn github_alert(
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let keys = state.keys.clone();
-    let changed = state
-        .db
-        .run(move |conn| {
-            crate::revocation::commit(conn, |conn| {
-                if !crate::secret_scanning::first_sighting(conn, &body)? {
-                    return Ok(crate::revocation::Changed::nothing_revoked(None));
-                }
-                let report = Report {
-                    source: "GitHub secret scanning",
-                    client_ip: &ip,
-                };
-                Ok(exposure::revoke_reported(conn, &keys, &reported, &report)?.map(Some))
-            })
+    let found = state
+        .commit(move |conn| {
+            if !crate::secret_scanning::first_sighting(conn, &body)? {
+                return Ok(crate::revocation::Changed::nothing_revoked(None));
+            }
+            let report = Report {
+                source: "GitHub secret scanning",
+                client_ip: &ip,
+            };
+            Ok(exposure::revoke_reported(conn, &keys, &reported, &report)?.map(Some))
         })
         .await?;
-    state.verifier.forget(&changed.revoked);
-    let Some(found) = changed.value else {
+    let Some(found) = found else {
         return Ok(Problem::new(
             StatusCode::CONFLICT,
             "replayed_alert",

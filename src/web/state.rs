@@ -63,6 +63,25 @@ impl Db {
 pub type State = web::Data<AppState>;
 
 impl AppState {
+    /// The write path for changes no signed-in member makes (leak reports): runs `change` through
+    /// `revocation::commit` on the blocking pool, then clears what it revoked from this instance's
+    /// cache. Members' changes go through `SignedIn::change_in`, the management API's through its own
+    /// `change` (which adds the idempotency claim); both end the same way.
+    pub async fn commit<T, F>(&self, change: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<crate::revocation::Changed<T>, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let changed = self
+            .db
+            .run(move |conn| crate::revocation::commit(conn, change))
+            .await?;
+        self.verifier.forget(&changed.revoked);
+        Ok(changed.value)
+    }
+}
+
+impl AppState {
     pub fn new(
         settings: Settings,
         pool: Pool,
