@@ -335,6 +335,10 @@ both_backends! {
         client.api("GET", &api(&acc, "ads"), &format!("{secret}x")).await;
         // Console pages log one line per request: a secret pasted into a URL there is redacted too.
         client.get(&format!("/docs/apis?apiKey={secret}&%61piKey={secret}")).await;
+        // Management API answers and leak reports carry secrets in bodies, never in log lines.
+        let created = client.request("POST", &format!("/api/v1/accounts/{acc}/api-keys/{}/access-codes", "key_0000000000000000"), &[("x-api-key", &secret)], None).await;
+        assert!(created.status.is_client_error());
+        client.request("POST", "/v1/credentials/revoke", &[("content-type", "application/json")], Some(format!(r#"{{"credentials": ["{secret}"]}}"#))).await;
         let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
         assert!(text.contains("apiKey=[REDACTED]"), "the request lines are there, redacted");
         assert!(!text.contains(&secret[4..]), "the secret is not in the logs");
