@@ -443,6 +443,15 @@ async fn every_page_passes_axe_fits_a_phone_and_works_by_keyboard() {
         (paths::code_secret(acc, &w.key, &w.code), "secret"),
         (paths::audit(acc), "audit"),
         (paths::API_KEYS_HELP.to_owned(), "help"),
+        (paths::codes(acc, &w.rotating), "access-codes-rotating"),
+        (
+            paths::remove_link(acc, &w.key, &w.partner_link),
+            "remove-link",
+        ),
+        (paths::delete_key(acc, &w.key), "delete-key"),
+        (paths::MANAGEMENT_API_DOCS.to_owned(), "management-api"),
+        (paths::PASSWORD.to_owned(), "password"),
+        (paths::ACCOUNTS.to_owned(), "accounts"),
     ] {
         a.session.goto(&path).await;
         a.keyboard(label).await;
