@@ -426,7 +426,13 @@ both_backends! {
             let deletion = owner.post_form(&delete_url, &delete_form);
             let (during, deleted) = futures_util::future::join(racing, deletion).await;
             assert_eq!(deleted.status, StatusCode::SEE_OTHER);
-            assert!(during.iter().all(|r| r.status == StatusCode::OK || r.status == StatusCode::UNAUTHORIZED));
+            // Racing the delete, a request passes, is refused, or (on a loaded machine, when its lookup
+            // waits too long for the database) fails closed with 503: never anything else.
+            let statuses: Vec<StatusCode> = during.iter().map(|r| r.status).collect();
+            assert!(
+                statuses.iter().all(|s| [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(s)),
+                "round {round}: {statuses:?}"
+            );
             for _ in 0..20 {
                 let res = client.api("GET", &ads, &secret).await;
                 assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: a deleted key's code got through");
