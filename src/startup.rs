@@ -242,10 +242,10 @@ async fn flush_usage(state: &Arc<AppState>) {
 const RETIREMENT_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Every instance retires the codes whose scheduled retirement is due (`access_codes::rotation`),
-/// through the write path; one indexed read a second while nothing is scheduled. Stops by itself once
-/// the verifier is dropped (the server has shut down).
+/// through the write path. Each second it reads the schedules; it opens a write transaction (which on
+/// SQLite takes the database's one write lock) only when one is due, not for every second a schedule
+/// waits. Stops by itself once the verifier is dropped (the server has shut down).
 fn spawn_retirement_sweep(pool: db::Pool, verifier: std::sync::Weak<crate::verify::Verifier>) {
-    use diesel::prelude::*;
     let spawned = std::thread::Builder::new()
         .name("bms-retirements".to_owned())
         .spawn(move || {
@@ -255,11 +255,8 @@ fn spawn_retirement_sweep(pool: db::Pool, verifier: std::sync::Weak<crate::verif
                     return;
                 };
                 let Ok(mut conn) = pool.get() else { continue };
-                let pending = crate::schema::code_retirements::table
-                    .count()
-                    .get_result::<i64>(&mut conn)
-                    .unwrap_or(0);
-                if pending == 0 {
+                let due = crate::access_codes::rotation::due(&mut conn, db::now());
+                if due.map_or(true, |due| due.is_empty()) {
                     continue;
                 }
                 match crate::revocation::commit(&mut conn, |conn| {

@@ -60,6 +60,11 @@ impl AccessCode {
         now >= self.expires_at
     }
 
+    /// Enabled and not expired: requests with it pass.
+    pub fn in_use_at(&self, now: PrimitiveDateTime) -> bool {
+        self.enabled && !self.is_expired_at(now)
+    }
+
     pub fn status_at(&self, now: PrimitiveDateTime) -> Status {
         if self.is_expired_at(now) {
             Status::Expired

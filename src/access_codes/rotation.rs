@@ -100,19 +100,12 @@ pub fn schedule(
             }
             _ => {}
         }
-        if !code.enabled || code.is_expired_at(now) {
+        if !code.in_use_at(now) {
             return Err(AppError::conflict(
                 "This access code is not in use: there is nothing to retire.",
             ));
         }
-        let others: i64 = access_codes::table
-            .filter(access_codes::api_key_id.eq(&key.id))
-            .filter(access_codes::id.ne(&code.id))
-            .filter(access_codes::enabled.eq(true))
-            .filter(access_codes::expires_at.gt(now))
-            .count()
-            .get_result(conn)?;
-        if others == 0 {
+        if !has_successor(&code.id, &super::list_for_key(conn, &key.id)?, now) {
             return Err(AppError::conflict(
                 "Create the key's second access code first: retiring its only code would stop every service using the key.",
             ));
@@ -152,6 +145,12 @@ pub fn schedule(
         )?;
         Ok(Changed::nothing_revoked(retirement))
     })
+}
+
+/// Whether another code of the key (`codes`) is in use to take over from `code_id`: the condition for
+/// scheduling its retirement, which the console also uses to offer it.
+pub fn has_successor(code_id: &str, codes: &[AccessCode], now: PrimitiveDateTime) -> bool {
+    codes.iter().any(|c| c.id != code_id && c.in_use_at(now))
 }
 
 /// Cancels a code's scheduled retirement; `NotFound` when none is scheduled.
@@ -209,6 +208,22 @@ fn is_due(r: &Retirement, codes: &[AccessCode], now: PrimitiveDateTime) -> bool 
     }
 }
 
+/// The scheduled retirements that are due at `now` — a read, for the sweep to decide whether to open a
+/// write transaction at all (`retire_due` checks again inside it).
+pub fn due(conn: &mut DbConn, now: PrimitiveDateTime) -> QueryResult<Vec<Retirement>> {
+    let scheduled: Vec<Retirement> = code_retirements::table
+        .select(Retirement::as_select())
+        .load(conn)?;
+    let mut due = Vec::new();
+    for r in scheduled {
+        let codes = super::list_for_key(conn, &r.api_key_id)?;
+        if is_due(&r, &codes, now) {
+            due.push(r);
+        }
+    }
+    Ok(due)
+}
+
 /// Retires every code whose time has come; returns their ids. Each retirement claims its row (a
 /// delete that only one instance's transaction can make) before disabling the code, so it happens
 /// once. Run by every instance's sweep (`startup`), through the write path.
@@ -216,16 +231,9 @@ pub fn retire_due(
     conn: &mut DbConn,
     now: PrimitiveDateTime,
 ) -> Result<Changed<Vec<String>>, AppError> {
-    let scheduled: Vec<Retirement> = code_retirements::table
-        .select(Retirement::as_select())
-        .load(conn)?;
     let mut retired = Vec::new();
     let mut revoked_keys = Vec::new();
-    for r in scheduled {
-        let codes = super::list_for_key(conn, &r.api_key_id)?;
-        if !is_due(&r, &codes, now) {
-            continue;
-        }
+    for r in due(conn, now)? {
         let claimed = diesel::delete(code_retirements::table.find(&r.code_id)).execute(conn)?;
         if claimed == 0 {
             continue; // another instance retired it just now

@@ -188,7 +188,6 @@ fn render_tab(
     }
     let key = KeyView::new(&data.key, &data.details, &urls);
     let now = crate::db::now();
-    let in_use = |c: &AccessCode| c.enabled && !c.is_expired_at(now);
     let codes: Vec<CodeView> = data
         .codes
         .iter()
@@ -200,11 +199,8 @@ fn render_tab(
                 .find(|r| r.code_id == c.id)
                 .map(|r| format!("Retires {}.", r.describe()));
             // A code may be scheduled to retire while another code of the key is in use.
-            view.can_retire = in_use(c)
-                && data
-                    .codes
-                    .iter()
-                    .any(|other| other.id != c.id && in_use(other));
+            view.can_retire =
+                c.in_use_at(now) && access_codes::rotation::has_successor(&c.id, &data.codes, now);
             view
         })
         .collect();
