@@ -214,6 +214,10 @@ both_backends! {
             // Method and path.
             ("PUT", format!("{b}/api-keys"), None, &secret, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ("GET", format!("{b}/api-keys/{strong}/nothing"), None, &secret, StatusCode::NOT_FOUND, "not_found"),
+            // Paths that are not canonical never reach the router, whichever key they aim at.
+            ("DELETE", format!("{b}/api-keys/{strong}/access-codes/%2e%2e"), None, &secret, StatusCode::BAD_REQUEST, "bad_path"),
+            ("GET", format!("{b}/api-keys//{strong}"), None, &secret, StatusCode::BAD_REQUEST, "bad_path"),
+            ("PATCH", format!("{b}/api-keys/{strong};x=1"), Some(json!({"name": "x"})), &secret, StatusCode::BAD_REQUEST, "bad_path"),
             ("GET", format!("{b}/api-keys"), None, "", StatusCode::UNAUTHORIZED, "missing"),
             ("POST", format!("{b}/api-keys"), Some(json!({"name": "x"})), &secret, StatusCode::BAD_REQUEST, "bad_idempotency_key"),
         ];
