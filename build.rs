@@ -2,7 +2,8 @@
 //! PostgreSQL half of every integration test runs; with `BMS_TEST_NGINX` and `BMS_TEST_CADDY` (the
 //! nginx and caddy binaries), the tests through a real nginx and a real Caddy; with `BMS_TEST_CHROMEDRIVER`, the browser tests; with `BMS_TEST_PG_BINDIR`
 //! (PostgreSQL's `initdb` and `pg_ctl`), the test that stops a cluster of its own under the running
-//! server. Without them those tests are
+//! server; with `BMS_TEST_WEBHOOK_PYTHON` (a Python with the `standardwebhooks` package), the webhook
+//! deliveries checked by the Standard Webhooks library. Without them those tests are
 //! reported as *ignored*, with the reason, rather than silently passing.
 
 fn main() {
@@ -16,6 +17,7 @@ fn main() {
         ("BMS_TEST_CADDY", "bms_caddy_tests"),
         ("BMS_TEST_CHROMEDRIVER", "bms_browser_tests"),
         ("BMS_TEST_PG_BINDIR", "bms_pg_fault_tests"),
+        ("BMS_TEST_WEBHOOK_PYTHON", "bms_webhook_receiver_tests"),
     ] {
         println!("cargo::rerun-if-env-changed={variable}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

@@ -41,6 +41,11 @@ crate::text_enum! {
         AccessCodeRetirementScheduled = "access_code.retirement_scheduled",
         AccessCodeRetirementCancelled = "access_code.retirement_cancelled",
         AccessCodeRetired = "access_code.retired",
+        WebhookCreated = "webhook.created",
+        WebhookUpdated = "webhook.updated",
+        WebhookDeleted = "webhook.deleted",
+        WebhookSecretRotated = "webhook.secret_rotated",
+        WebhookAutoDisabled = "webhook.auto_disabled",
     }
 }
 

@@ -81,6 +81,18 @@ pub struct ServeArgs {
     /// to accept its leak alerts at /v1/secret-scanning/github
     #[arg(long, env = "BMS_GITHUB_KEYS_FILE")]
     pub github_keys_file: Option<std::path::PathBuf>,
+    /// Let webhook endpoints use plain http:// (for a receiver on your own network; events are then
+    /// sent unencrypted)
+    #[arg(long, env = "BMS_WEBHOOKS_ALLOW_HTTP")]
+    pub webhooks_allow_http: bool,
+    /// Let webhook endpoints resolve to loopback, private and link-local addresses (for a receiver on
+    /// your own network)
+    #[arg(long, env = "BMS_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Seconds one webhook delivery attempt may take (connecting, sending, the answer) before it
+    /// counts as failed and is retried
+    #[arg(long, env = "BMS_WEBHOOKS_TIMEOUT", default_value_t = 10)]
+    pub webhooks_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +152,16 @@ impl Cli {
                     s.verify_failures_per_minute
                 }),
             github_keys_file: serve.and_then(|s| s.github_keys_file.clone()),
+            webhooks: crate::webhooks::DeliverySettings {
+                policy: crate::webhooks::TargetPolicy {
+                    allow_http: serve.is_some_and(|s| s.webhooks_allow_http),
+                    allow_private: serve.is_some_and(|s| s.webhooks_allow_private),
+                },
+                timeout: std::time::Duration::from_secs(
+                    serve.map_or(10, |s| s.webhooks_timeout.max(1)),
+                ),
+                ..Default::default()
+            },
         }
     }
 }

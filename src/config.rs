@@ -50,6 +50,8 @@ pub struct Settings {
     /// GitHub's secret-scanning public keys (the JSON GitHub serves); without it the secret-scanning
     /// endpoint answers 404.
     pub github_keys_file: Option<PathBuf>,
+    /// How webhooks are delivered: where to (the SSRF guard's allowances), retries, timeouts.
+    pub webhooks: crate::webhooks::DeliverySettings,
 }
 
 impl Settings {
@@ -69,6 +71,7 @@ impl Settings {
             key_material: KeyMaterialSource::default(),
             verify_failures_per_minute: crate::verify::FAILURES_PER_IP_PER_MINUTE,
             github_keys_file: None,
+            webhooks: crate::webhooks::DeliverySettings::default(),
         }
     }
 

@@ -106,6 +106,12 @@ pub fn revoke_reported(
                 &code_id,
                 &details,
             )?;
+            crate::webhooks::emit(
+                conn,
+                &account_id,
+                crate::webhooks::EventType::AccessCodeExposed,
+                &crate::webhooks::code_data(&account_id, &key_id, &code_id),
+            )?;
             revoked.push(key_id);
         }
         Ok(Changed::revoking(

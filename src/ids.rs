@@ -41,6 +41,8 @@ pub enum IdKind {
     AccessCode,
     Ad,
     DriveFile,
+    WebhookEndpoint,
+    WebhookMessage,
 }
 
 impl IdKind {
@@ -52,6 +54,8 @@ impl IdKind {
             IdKind::AccessCode => "code_",
             IdKind::Ad => "ad_",
             IdKind::DriveFile => "file_",
+            IdKind::WebhookEndpoint => "hook_",
+            IdKind::WebhookMessage => "msg_",
         }
     }
 }
@@ -147,6 +151,16 @@ typed_id!(
     /// `code_…`: an access code.
     AccessCodeId,
     IdKind::AccessCode
+);
+typed_id!(
+    /// `hook_…`: a webhook endpoint.
+    WebhookEndpointId,
+    IdKind::WebhookEndpoint
+);
+typed_id!(
+    /// `msg_…`: one webhook message to one endpoint (its `webhook-id`).
+    WebhookMessageId,
+    IdKind::WebhookMessage
 );
 
 #[cfg(test)]

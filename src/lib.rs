@@ -41,3 +41,4 @@ pub mod usage;
 pub mod users;
 pub mod verify;
 pub mod web;
+pub mod webhooks;

@@ -195,6 +195,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        account_id -> Text,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        enabled -> Bool,
+        sealed_secret -> Binary,
+        previous_sealed_secret -> Nullable<Binary>,
+        previous_secret_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        account_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    expiry_notices (code_id, notice) {
+        code_id -> Text,
+        notice -> Text,
+        sent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -205,6 +247,9 @@ diesel::joinable!(api_key_policies -> policies (policy_name));
 diesel::joinable!(access_codes -> api_keys (api_key_id));
 diesel::joinable!(usage_daily -> api_keys (api_key_id));
 diesel::joinable!(removed_links -> accounts (account_id));
+diesel::joinable!(webhook_endpoints -> accounts (account_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(expiry_notices -> access_codes (code_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -225,4 +270,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     secret_scanning_alerts,
     code_retirements,
+    webhook_endpoints,
+    webhook_deliveries,
+    expiry_notices,
 );

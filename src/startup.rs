@@ -124,6 +124,12 @@ impl Application {
             state.db.pool.clone(),
             std::sync::Arc::downgrade(&state.verifier),
         );
+        crate::webhooks::delivery::spawn_worker(
+            state.db.pool.clone(),
+            state.keys.clone(),
+            state.settings.webhooks.clone(),
+            std::sync::Arc::downgrade(&state.verifier),
+        );
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
             crate::verify::listener::spawn_listener(
                 state.settings.database_url.clone(),

@@ -214,6 +214,13 @@ pub fn create(
                 ),
             )
             .map_err(|e| Attempt::Failed(e.into()))?;
+            crate::webhooks::emit(
+                conn,
+                &access.account.id,
+                crate::webhooks::EventType::AccessCodeCreated,
+                &crate::webhooks::code_data(&access.account.id, &key.id, &code.id),
+            )
+            .map_err(|e| Attempt::Failed(e.into()))?;
             Ok((code, secret, key.id))
         });
         match attempt {
@@ -309,6 +316,14 @@ pub fn set_enabled(
                 &code.id,
                 &format!("key {}", key.id),
             )?;
+            if !enabled {
+                crate::webhooks::emit(
+                    conn,
+                    &access.account.id,
+                    crate::webhooks::EventType::AccessCodeDisabled,
+                    &crate::webhooks::code_data(&access.account.id, &key.id, &code.id),
+                )?;
+            }
         }
         Ok(Changed::revoking(
             AccessCode { enabled, ..code },
@@ -346,6 +361,12 @@ pub fn delete(
                 key.id,
                 or_none(&code.description)
             ),
+        )?;
+        crate::webhooks::emit(
+            conn,
+            &access.account.id,
+            crate::webhooks::EventType::AccessCodeDeleted,
+            &crate::webhooks::code_data(&access.account.id, &key.id, &code.id),
         )?;
         Ok(Changed::revoking(code, Revoked::keys([key.id.as_str()])))
     })

@@ -255,6 +255,12 @@ pub fn retire_due(
             &r.code_id,
             &format!("key {}; retired {}", r.api_key_id, r.describe()),
         )?;
+        crate::webhooks::emit(
+            conn,
+            &r.account_id,
+            crate::webhooks::EventType::AccessCodeRetired,
+            &crate::webhooks::code_data(&r.account_id, &r.api_key_id, &r.code_id),
+        )?;
         revoked_keys.push(r.api_key_id.clone());
         retired.push(r.code_id);
     }

@@ -158,6 +158,20 @@ pub fn remove_link(
                 source.id
             ),
         )?;
+        let data = serde_json::json!({ "account_id": source.account_id, "api_key_id": source.id, "link_api_key_id": link.link_key_id });
+        crate::webhooks::emit(
+            conn,
+            &source.account_id,
+            crate::webhooks::EventType::LinkRemoved,
+            &data,
+        )?;
+        let data = serde_json::json!({ "account_id": link_account, "api_key_id": link.link_key_id, "source_api_key_id": source.id });
+        crate::webhooks::emit(
+            conn,
+            &link_account,
+            crate::webhooks::EventType::LinkRemoved,
+            &data,
+        )?;
         let revoked = Revoked::keys([source.id.as_str(), link.link_key_id.as_str()]);
         Ok(Changed::revoking(RemovedLink { source, link }, revoked))
     })

@@ -232,6 +232,20 @@ pub fn link(
             &key.id,
             &format!("links {}; {}", source.id, summary(&valid)),
         )?;
+        let mine = serde_json::json!({ "account_id": key.account_id, "api_key_id": key.id, "source_api_key_id": source.id });
+        crate::webhooks::emit(
+            conn,
+            &key.account_id,
+            crate::webhooks::EventType::LinkCreated,
+            &mine,
+        )?;
+        let theirs = serde_json::json!({ "account_id": source.account_id, "api_key_id": source.id, "link_api_key_id": key.id });
+        crate::webhooks::emit(
+            conn,
+            &source.account_id,
+            crate::webhooks::EventType::LinkCreated,
+            &theirs,
+        )?;
         // The source key's codes now reach this account.
         let revoked = Revoked::keys(key.affected_key_ids());
         Ok(Changed::revoking(key, revoked))
@@ -365,6 +379,30 @@ pub fn delete(
                 key.name, codes
             ),
         )?;
+        let data = serde_json::json!({ "account_id": key.account_id, "api_key_id": key.id });
+        crate::webhooks::emit(
+            conn,
+            &key.account_id,
+            crate::webhooks::EventType::ApiKeyDeleted,
+            &data,
+        )?;
+        // A deleted link is a link removed, for the source key's account.
+        if let Some(source_id) = &key.linked_key_id {
+            let source_account: Option<String> = api_keys::table
+                .find(source_id)
+                .select(api_keys::account_id)
+                .first(conn)
+                .optional()?;
+            if let Some(source_account) = source_account {
+                let data = serde_json::json!({ "account_id": source_account, "api_key_id": source_id, "link_api_key_id": key.id });
+                crate::webhooks::emit(
+                    conn,
+                    &source_account,
+                    crate::webhooks::EventType::LinkRemoved,
+                    &data,
+                )?;
+            }
+        }
         let revoked = Revoked::keys(key.affected_key_ids());
         Ok(Changed::revoking(key, revoked))
     })

@@ -31,6 +31,7 @@ pub mod state;
 pub mod urls;
 pub mod verify_api;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -110,6 +111,21 @@ route_table! {
     "/accounts/{acc}/permissions/api-keys" =>
         get(api_keys::list_api_keys), post(api_keys::create_api_key);
     "/accounts/{acc}/permissions/api-keys/new" => get(api_keys::new_api_key);
+    // Before `…/api-keys/{key}`, which would take "webhooks" for a key id.
+    "/accounts/{acc}/permissions/api-keys/webhooks" =>
+        get(webhooks::list_webhooks), post(webhooks::create_webhook);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}" =>
+        get(webhooks::show_webhook), post(webhooks::update_webhook);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}/enabled" =>
+        post(webhooks::set_webhook_enabled);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}/secret" =>
+        post(webhooks::rotate_webhook_secret);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}/test" =>
+        post(webhooks::send_test_webhook);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}/deliveries/{msg}/redeliver" =>
+        post(webhooks::redeliver_webhook);
+    "/accounts/{acc}/permissions/api-keys/webhooks/{hook}/delete" =>
+        get(webhooks::confirm_delete_webhook), post(webhooks::delete_webhook);
     "/accounts/{acc}/permissions/api-keys/{key}" =>
         get(api_keys::show_api_key), post(api_keys::update_api_key);
     "/accounts/{acc}/permissions/api-keys/{key}/delete" =>

@@ -38,7 +38,8 @@ both_backends! {
         let k = paths::keys(&acc);
         // Every route of the route table and every API of the catalogue, with real ids filled in.
         let mut paths: Vec<String> = vec!["/".into()];
-        let own = Ids { acc: &acc, key: &key, code: &code };
+        let hook = crate::helpers::add_webhook(&app, &acc);
+        let own = Ids { acc: &acc, key: &key, code: &code, hook: &hook };
         for route in CONSOLE_ROUTES {
             let path = route_path(route, &own);
             if !paths.contains(&path) {

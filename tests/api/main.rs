@@ -27,3 +27,4 @@ mod revocation;
 mod setup;
 mod trust_boundary;
 mod verification;
+mod webhooks;

@@ -9,7 +9,7 @@ use bms_keys::web::{CONSOLE_ROUTES, RouteSpec, VERIFY_ROUTES};
 use diesel::prelude::*;
 
 use crate::both_backends;
-use crate::helpers::{Browser, Ids, PASSWORD, TestApp, key_with_code, route_path};
+use crate::helpers::{Browser, Ids, PASSWORD, TestApp, add_webhook, key_with_code, route_path};
 use crate::paths;
 
 /// `route`'s path with the ids filled in; `None` for routes that belong to no account.
@@ -36,6 +36,8 @@ fn every_field(csrf: Option<&str>) -> Vec<(&str, &str)> {
         ("password_confirm", PASSWORD),
         ("account_name", "Matrix"),
         ("display_name", "Matrix"),
+        ("url", "https://93.184.216.34/matrix"),
+        ("events", "access_code.created"),
     ];
     if let Some(token) = csrf {
         fields.push(("csrf_token", token));
@@ -78,10 +80,26 @@ fn snapshot(app: &TestApp) -> String {
             .unwrap();
         let accounts: i64 = accounts::table.count().get_result(conn).unwrap();
         let events: i64 = audit_events::table.count().get_result(conn).unwrap();
+        let hooks: Vec<(String, String, String, bool, Vec<u8>)> = webhook_endpoints::table
+            .select((
+                webhook_endpoints::id,
+                webhook_endpoints::url,
+                webhook_endpoints::events,
+                webhook_endpoints::enabled,
+                webhook_endpoints::sealed_secret,
+            ))
+            .order(webhook_endpoints::id)
+            .load(conn)
+            .unwrap();
+        let deliveries: Vec<(String, String, i32)> = webhook_deliveries::table
+            .select((webhook_deliveries::id, webhook_deliveries::state, webhook_deliveries::attempts))
+            .order(webhook_deliveries::id)
+            .load(conn)
+            .unwrap();
         let sessions: i64 = sessions::table.count().get_result(conn).unwrap();
         format!(
             "keys {keys:?}\ntags {tags:?}\npolicies {policies:?}\ncodes {codes:?}\nusers {users:?}\n\
-             accounts {accounts} events {events} sessions {sessions}"
+             hooks {hooks:?}\ndeliveries {deliveries:?}\naccounts {accounts} events {events} sessions {sessions}"
         )
     })
 }
@@ -95,9 +113,11 @@ struct World {
     key_a: String,
     code_a: String,
     secret_a: String,
+    hook_a: String,
     acc_b: String,
     key_b: String,
     code_b: String,
+    hook_b: String,
 }
 
 async fn two_accounts(app: &TestApp) -> World {
@@ -112,6 +132,7 @@ async fn two_accounts(app: &TestApp) -> World {
     );
     let (bob, acc_b) = app.signed_in_owner("bob@example.com", "Beta").await;
     let (key_b, code_b, _) = key_with_code(&bob, &acc_b, "Beta key", &["full-access"]).await;
+    let (hook_a, hook_b) = (add_webhook(app, &acc_a), add_webhook(app, &acc_b));
     World {
         alice,
         vic,
@@ -120,9 +141,11 @@ async fn two_accounts(app: &TestApp) -> World {
         key_a,
         code_a,
         secret_a,
+        hook_a,
         acc_b,
         key_b,
         code_b,
+        hook_b,
     }
 }
 
@@ -133,16 +156,20 @@ both_backends! {
         let csrf = w.alice.csrf_token_of(paths::API_DOCS).await;
         // Beta's objects through Beta's account, and smuggled under Alpha's own account and key.
         let targets = [
-            Ids { acc: &w.acc_b, key: &w.key_b, code: &w.code_b },
-            Ids { acc: &w.acc_a, key: &w.key_b, code: &w.code_b },
-            Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_b },
+            Ids { acc: &w.acc_b, key: &w.key_b, code: &w.code_b, hook: &w.hook_b },
+            Ids { acc: &w.acc_a, key: &w.key_b, code: &w.code_b, hook: &w.hook_a },
+            Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_b, hook: &w.hook_a },
+            Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a, hook: &w.hook_b },
         ];
         let mut tried = 0;
         for route in CONSOLE_ROUTES {
             for (i, ids) in targets.iter().enumerate() {
                 let Some(path) = fill(route, ids) else { continue };
                 // The second and third targets only differ where the path has a key or a code.
-                if (i == 1 && !route.path.contains("{key}")) || (i == 2 && !route.path.contains("{code}")) {
+                if (i == 1 && !route.path.contains("{key}"))
+                    || (i == 2 && !route.path.contains("{code}"))
+                    || (i == 3 && !route.path.contains("{hook}"))
+                {
                     continue;
                 }
                 let res = match route.method {
@@ -174,7 +201,7 @@ both_backends! {
         let w = two_accounts(&app).await;
         let before = snapshot(&app);
         let csrf = w.vic.csrf_token_of(paths::API_DOCS).await;
-        let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a };
+        let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a, hook: &w.hook_a };
         let mut tried = 0;
         for route in CONSOLE_ROUTES.iter().filter(|r| r.method == "POST") {
             let Some(path) = fill(route, &own) else { continue };
@@ -196,7 +223,7 @@ both_backends! {
         let before = snapshot(&app);
         let bobs_token = w.bob.csrf_token_of(paths::API_DOCS).await;
         let anonymous = app.browser();
-        let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a };
+        let own = Ids { acc: &w.acc_a, key: &w.key_a, code: &w.code_a, hook: &w.hook_a };
         let mut tried = 0;
         let posts = CONSOLE_ROUTES.iter().chain(VERIFY_ROUTES).filter(|r| r.method == "POST");
         for route in posts {

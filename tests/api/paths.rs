@@ -85,3 +85,14 @@ pub fn remove_link(acc: &str, key: &str, link: &str) -> String {
 pub fn api(acc: &str, api: &str) -> String {
     format!("/api/v1/accounts/{acc}/{api}")
 }
+
+/// The Webhooks tab of API Keys (`GET`), and where a new endpoint is posted (`POST`).
+pub fn webhooks(acc: &str) -> String {
+    format!("/accounts/{acc}/permissions/api-keys/webhooks")
+}
+
+/// One webhook endpoint's page (`GET`), and where its settings are posted (`POST`); its actions are
+/// below it: `/enabled`, `/secret`, `/test`, `/delete`, `/deliveries/{msg}/redeliver`.
+pub fn webhook(acc: &str, hook: &str) -> String {
+    format!("/accounts/{acc}/permissions/api-keys/webhooks/{hook}")
+}

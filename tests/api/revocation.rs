@@ -48,6 +48,9 @@ fn effect(path: &str) -> Effect {
         "/{key}/access-codes/{code}/retire" | "/{key}/access-codes/{code}/retire/cancel" => {
             Effect::Nothing("a schedule (the retirement itself: tests/api/retirement.rs)")
         }
+        route if route.starts_with("/webhooks") => {
+            Effect::Nothing("webhook endpoints (they report changes, they grant nothing)")
+        }
         "/{key}/access-codes/{code}/secret" | "/{key}/access-codes/{code}/download" => {
             Effect::Nothing("revealing a secret")
         }

@@ -284,3 +284,30 @@ pub fn free_port() -> u16 {
         .expect("its address")
         .port()
 }
+
+/// A webhook endpoint of the account, written straight to the database (the sweeps need one in every
+/// account; the console's own form is tested in `webhooks.rs`). It points at a public address that is
+/// never reached and receives only `link.removed`.
+pub fn add_webhook(app: &TestApp, account_id: &str) -> String {
+    use bms_keys::schema::webhook_endpoints as e;
+    use diesel::ExpressionMethods;
+    let id = bms_keys::ids::WebhookEndpointId::generate()
+        .as_str()
+        .to_owned();
+    app.with_conn(|conn| {
+        diesel::insert_into(e::table)
+            .values((
+                e::id.eq(&id),
+                e::account_id.eq(account_id),
+                e::url.eq("https://93.184.216.34/hook"),
+                e::description.eq(""),
+                e::events.eq("link.removed"),
+                e::enabled.eq(true),
+                e::sealed_secret.eq(vec![0u8; 8]),
+                e::created_at.eq(bms_keys::db::now()),
+            ))
+            .execute(conn)
+            .expect("a webhook endpoint");
+    });
+    id
+}

@@ -5,6 +5,8 @@ pub struct Ids<'a> {
     pub acc: &'a str,
     pub key: &'a str,
     pub code: &'a str,
+    /// A webhook endpoint (`hook_…`).
+    pub hook: &'a str,
 }
 
 /// A route of the route table (`web::CONSOLE_ROUTES`…) with its path parameters filled in, for the
@@ -17,6 +19,9 @@ pub fn route_path(route: &bms_keys::web::RouteSpec, ids: &Ids<'_>) -> String {
         .replace("{code}", ids.code)
         // No route needs a real link here: a key id in its place is refused like any other id.
         .replace("{link}", ids.key)
+        .replace("{hook}", ids.hook)
+        // No route needs a real message either: a well-formed unknown one is refused like any other.
+        .replace("{msg}", "msg_0000000000000000")
         .replace("{hash}", "0000")
         .replace("{file:.*}", "app.css");
     assert!(
