@@ -34,7 +34,6 @@ impl Received {
 pub struct Receiver {
     child: Child,
     pub port: u16,
-    client: Browser,
 }
 
 impl Receiver {
@@ -56,11 +55,14 @@ impl Receiver {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("a port, not {line:?}"));
-        Receiver {
-            child,
-            port,
-            client: Browser::for_address(&format!("http://127.0.0.1:{port}")),
-        }
+        Receiver { child, port }
+    }
+
+    /// A new client per call: one awc client kept for the receiver's life failed now and then with
+    /// "connector has been disconnected" (its pool against Python's HTTP/1.0 server, which closes
+    /// each connection); a fresh client has not, in repeated runs.
+    fn client(&self) -> Browser {
+        Browser::for_address(&format!("http://127.0.0.1:{}", self.port))
     }
 
     /// The URL events for `name` are sent to.
@@ -71,7 +73,7 @@ impl Receiver {
     /// Sets what `name` does: its secrets, failures, redirect, delay (see the script).
     pub async fn configure(&self, name: &str, config: serde_json::Value) {
         let res = self
-            .client
+            .client()
             .request(
                 "PUT",
                 &format!("/_control/{name}"),
@@ -84,7 +86,7 @@ impl Receiver {
 
     /// Everything received for `name`, in order.
     pub async fn log(&self, name: &str) -> Vec<Received> {
-        let res = self.client.get("/_log").await;
+        let res = self.client().get("/_log").await;
         let all: Vec<Received> = serde_json::from_str(&res.body).expect("the receiver's log");
         all.into_iter().filter(|r| r.name == name).collect()
     }
