@@ -210,6 +210,8 @@ struct World {
     rotating: String,
     /// Its code was reported as leaked.
     leaked: String,
+    /// A webhook endpoint with a test event in its delivery log.
+    hook: String,
 }
 
 async fn world(app: &TestApp, acme: &str) -> World {
@@ -282,7 +284,34 @@ async fn world(app: &TestApp, acme: &str) -> World {
             Some(body),
         )
         .await;
+    let csrf = olivia.csrf_token_of(&paths::webhooks(acme)).await;
+    let added = olivia
+        .post_form(
+            &paths::webhooks(acme),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("url", "https://93.184.216.34/bms-events"),
+                ("description", "Ops alerts"),
+                ("events", "access_code.expiring"),
+                ("events", "access_code.exposed"),
+            ],
+        )
+        .await;
+    let hook = added
+        .body
+        .split("ID <code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .expect("the endpoint id")
+        .to_owned();
+    olivia
+        .post_form(
+            &format!("{}/test", paths::webhook(acme, &hook)),
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
     World {
+        hook,
         rotating,
         leaked,
         acme: acme.to_owned(),
@@ -381,6 +410,21 @@ async fn owner_pages(a: &mut Audit, w: &World) {
         "owner-remove-link",
     )
     .await;
+    a.visit(&paths::webhooks(acc), "owner-webhooks").await;
+    a.session.type_into("#url", "http://127.0.0.1/inside").await;
+    a.session.click("form.editor button[type=submit]").await;
+    a.session.wait_text("Use an https:// URL").await;
+    a.check("owner-webhooks-errors").await;
+    a.visit(&paths::webhook(acc, &w.hook), "owner-webhook")
+        .await;
+    a.session.click("form[action$='/secret'] button").await;
+    a.session.wait_text("it is not shown again").await;
+    a.check("owner-webhook-new-secret").await;
+    a.visit(
+        &format!("{}/delete", paths::webhook(acc, &w.hook)),
+        "owner-delete-webhook",
+    )
+    .await;
     a.visit(&paths::audit(acc), "owner-audit").await;
     a.visit(paths::API_DOCS, "owner-api-docs").await;
     a.visit(paths::API_KEYS_HELP, "owner-help").await;
@@ -467,6 +511,9 @@ async fn every_page_passes_axe_fits_a_phone_and_works_by_keyboard() {
         a.visit(&paths::codes(acc, &w.key), "viewer-access-codes")
             .await;
         a.visit(&paths::audit(acc), "viewer-audit").await;
+        a.visit(&paths::webhooks(acc), "viewer-webhooks").await;
+        a.visit(&paths::webhook(acc, &w.hook), "viewer-webhook")
+            .await;
     }
     a.session.sign_out().await;
 
