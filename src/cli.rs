@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// to accept its leak alerts at /v1/secret-scanning/github
     #[arg(long, env = "BMS_GITHUB_KEYS_FILE")]
     pub github_keys_file: Option<std::path::PathBuf>,
+    /// GitHub's secret-scanning key set by URL (https://api.github.com/meta/public_keys/secret_scanning),
+    /// fetched at start-up and again, at most once a minute, for a key it does not have yet
+    #[arg(long, env = "BMS_GITHUB_KEYS_URL", conflicts_with = "github_keys_file")]
+    pub github_keys_url: Option<String>,
     /// Let webhook endpoints use plain http:// (for a receiver on your own network; events are then
     /// sent unencrypted)
     #[arg(long, env = "BMS_WEBHOOKS_ALLOW_HTTP")]
@@ -151,7 +155,13 @@ impl Cli {
                 .map_or(crate::verify::FAILURES_PER_IP_PER_MINUTE, |s| {
                     s.verify_failures_per_minute
                 }),
-            github_keys_file: serve.and_then(|s| s.github_keys_file.clone()),
+            github_keys: serve.and_then(|s| {
+                use crate::secret_scanning::KeySource;
+                s.github_keys_file
+                    .clone()
+                    .map(KeySource::File)
+                    .or_else(|| s.github_keys_url.clone().map(KeySource::Url))
+            }),
             webhooks: crate::webhooks::DeliverySettings {
                 policy: crate::webhooks::TargetPolicy {
                     allow_http: serve.is_some_and(|s| s.webhooks_allow_http),

@@ -49,7 +49,7 @@ pub struct Settings {
     pub verify_failures_per_minute: u32,
     /// GitHub's secret-scanning public keys (the JSON GitHub serves); without it the secret-scanning
     /// endpoint answers 404.
-    pub github_keys_file: Option<PathBuf>,
+    pub github_keys: Option<crate::secret_scanning::KeySource>,
     /// How webhooks are delivered: where to (the SSRF guard's allowances), retries, timeouts.
     pub webhooks: crate::webhooks::DeliverySettings,
 }
@@ -70,7 +70,7 @@ impl Settings {
             policy_catalogue: None,
             key_material: KeyMaterialSource::default(),
             verify_failures_per_minute: crate::verify::FAILURES_PER_IP_PER_MINUTE,
-            github_keys_file: None,
+            github_keys: None,
             webhooks: crate::webhooks::DeliverySettings::default(),
         }
     }

@@ -1,12 +1,13 @@
 //! GitHub secret scanning's partner contract: GitHub posts the `bms_` tokens it found in public code,
 //! signed with ECDSA P-256 / SHA-256 over the raw body (`Github-Public-Key-Signature`, base64 DER) by the
-//! key named in `Github-Public-Key-Identifier`, from the key set GitHub publishes (its JSON is given to
-//! us as a file). A verified, first-seen alert revokes the codes like any leak report
+//! key named in `Github-Public-Key-Identifier`, from the key set GitHub publishes (its JSON, from a
+//! file or fetched from its URL). A verified, first-seen alert revokes the codes like any leak report
 //! (`crate::exposure`); the answer labels each token for GitHub.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -34,22 +35,59 @@ struct PublicKeyEntry {
     key: String,
 }
 
-/// GitHub's signing keys, by identifier, read from the configured file (and read again when an alert
-/// names a key it does not have: GitHub rotates its keys).
+/// Where GitHub's key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file holding the JSON (kept up to date by the operator).
+    File(PathBuf),
+    /// GitHub's URL for it (`https://api.github.com/meta/public_keys/secret_scanning`), fetched at
+    /// start-up and again for a key id not seen yet — at most once a minute, so forged alerts with
+    /// made-up key ids cannot make us hammer it.
+    Url(String),
+}
+
+/// The shortest time between two fetches of the key set from its URL.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long fetching the key set may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// GitHub's signing keys, by identifier, from the configured source (read again when an alert names a
+/// key it does not have: GitHub rotates its keys).
 #[derive(Debug)]
 pub struct GithubKeys {
-    path: PathBuf,
+    source: KeySource,
     keys: RwLock<HashMap<String, VerifyingKey>>,
+    last_read: Mutex<Instant>,
 }
 
 impl GithubKeys {
-    /// Reads the key set; an unreadable file or key is an error at start-up, not a silent empty set.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let keys = read(path)?;
+    /// Reads the key set; an unreadable source or key is an error at start-up, not a silent empty set.
+    pub fn load(source: &KeySource) -> Result<Self, String> {
+        let keys = read(source)?;
         Ok(GithubKeys {
-            path: path.to_owned(),
+            source: source.clone(),
             keys: RwLock::new(keys),
+            last_read: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Reads the set again, unless it was fetched from its URL less than a minute ago.
+    fn refresh(&self) {
+        let Ok(mut last) = self.last_read.lock() else {
+            return;
+        };
+        if matches!(self.source, KeySource::Url(_)) && last.elapsed() < REFETCH_INTERVAL {
+            return;
+        }
+        *last = Instant::now();
+        match read(&self.source) {
+            Ok(fresh) => {
+                if let Ok(mut keys) = self.keys.write() {
+                    *keys = fresh;
+                }
+            }
+            Err(e) => tracing::warn!("GitHub key set not refreshed: {e}"),
+        }
     }
 
     /// Whether `signature` (base64 of a DER ECDSA signature) over `body` is valid for the key
@@ -63,11 +101,7 @@ impl GithubKeys {
         };
         let known = self.key(key_id).or_else(|| {
             // A key we do not know yet: the set may have been rotated since it was read.
-            if let Ok(fresh) = read(&self.path)
-                && let Ok(mut keys) = self.keys.write()
-            {
-                *keys = fresh;
-            }
+            self.refresh();
             self.key(key_id)
         });
         known.is_some_and(|key| key.verify(body, &signature).is_ok())
@@ -78,11 +112,17 @@ impl GithubKeys {
     }
 }
 
-fn read(path: &Path) -> Result<HashMap<String, VerifyingKey>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the GitHub key set {}: {e}", path.display()))?;
+fn read(source: &KeySource) -> Result<HashMap<String, VerifyingKey>, String> {
+    let (text, name) = match source {
+        KeySource::File(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the GitHub key set {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        KeySource::Url(url) => (fetch(url)?, url.clone()),
+    };
     let file: KeySetFile = serde_json::from_str(&text)
-        .map_err(|e| format!("the GitHub key set {} is not its JSON: {e}", path.display()))?;
+        .map_err(|e| format!("the GitHub key set {name} is not its JSON: {e}"))?;
     file.public_keys
         .into_iter()
         .map(|entry| {
@@ -91,6 +131,23 @@ fn read(path: &Path) -> Result<HashMap<String, VerifyingKey>, String> {
                 .map_err(|e| format!("GitHub key {}: {e}", entry.key_identifier))
         })
         .collect()
+}
+
+/// Fetches the key set from its URL, with a timeout; redirects are not followed.
+fn fetch(url: &str) -> Result<String, String> {
+    let tls = native_tls::TlsConnector::new().map_err(|e| format!("no TLS client: {e}"))?;
+    let agent = ureq::AgentBuilder::new()
+        .timeout(FETCH_TIMEOUT)
+        .redirects(0)
+        .tls_connector(std::sync::Arc::new(tls))
+        .build();
+    agent
+        .get(url)
+        .set("accept", "application/json")
+        .call()
+        .map_err(|e| format!("cannot fetch the GitHub key set {url}: {e}"))?
+        .into_string()
+        .map_err(|e| format!("cannot read the GitHub key set {url}: {e}"))
 }
 
 /// Records a verified alert's body; `false` if it was seen within the replay window (a replay). In the

@@ -114,8 +114,8 @@ impl Application {
         let workers = settings.workers;
         let max_connections = settings.max_connections_per_worker;
         let github_keys = settings
-            .github_keys_file
-            .as_deref()
+            .github_keys
+            .as_ref()
             .map(crate::secret_scanning::GithubKeys::load)
             .transpose()
             .map_err(StartupError::GithubKeys)?;

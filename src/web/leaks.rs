@@ -100,17 +100,31 @@ pub async fn github_alert(
     state: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(keys) = &state.github_keys else {
+    if state.github_keys.is_none() {
         return Ok(crate::web::errors::json_not_found().await);
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     };
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let (Some(key_id), Some(signature)) = (
         header("github-public-key-identifier"),
         header("github-public-key-signature"),
     ) else {
         return Ok(bad_signature());
     };
-    if !keys.verify(key_id, signature, &body) {
+    // On the blocking pool: an unknown key id may make it fetch GitHub's key set again.
+    let (checking, signed) = (state.clone(), body.clone());
+    let verified = web::block(move || {
+        checking
+            .github_keys
+            .as_ref()
+            .is_some_and(|keys| keys.verify(&key_id, &signature, &signed))
+    })
+    .await?;
+    if !verified {
         return Ok(bad_signature());
     }
     let Ok(tokens) = serde_json::from_slice::<Vec<GithubToken>>(&body) else {

@@ -81,16 +81,81 @@ fn github_key() -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).expect("a valid scalar")
 }
 
-fn github_keys_file(settings: &mut bms_keys::config::Settings) {
+/// The key set as GitHub serves it, naming the test key `test-key-1`.
+fn github_key_set() -> String {
     use p256::pkcs8::{EncodePublicKey, LineEnding};
     let pem = github_key()
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .unwrap();
+    json!({ "public_keys": [{ "key_identifier": "test-key-1", "key": pem, "is_current": true }] })
+        .to_string()
+}
+
+fn github_keys_file(settings: &mut bms_keys::config::Settings) {
     let path = std::env::temp_dir().join(format!("bms-github-keys-{}.json", std::process::id()));
-    let set = json!({ "public_keys": [{ "key_identifier": "test-key-1", "key": pem, "is_current": true }] });
-    std::fs::write(&path, set.to_string()).unwrap();
-    settings.github_keys_file = Some(path);
+    std::fs::write(&path, github_key_set()).unwrap();
+    settings.github_keys = Some(bms_keys::secret_scanning::KeySource::File(path));
+}
+
+/// Serves the key set over HTTP on loopback, as GitHub's URL does; counts the fetches.
+fn serve_key_set() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/meta/public_keys/secret_scanning",
+        listener.local_addr().unwrap()
+    );
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let body = github_key_set();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, fetches)
+}
+
+/// GitHub's key set fetched from its URL: alerts signed with its key are accepted; alerts naming keys
+/// it does not have make it fetch again at most once a minute, however many arrive.
+#[actix_web::test]
+async fn the_github_key_set_can_come_from_its_url_and_is_not_refetched_on_demand() {
+    let (url, fetches) = serve_key_set();
+    let app = crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Sqlite, move |s| {
+        s.github_keys = Some(bms_keys::secret_scanning::KeySource::Url(url));
+    })
+    .await;
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched at start-up"
+    );
+    let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+    let (_, _, leaked) = key_with_code(&owner, &acc, "Leaky", &["ads.read"]).await;
+    let github = app.browser();
+    let body = alert_body(&[&leaked]);
+    for i in 0..5 {
+        let res = alert(&github, &body, &format!("made-up-{i}"), &sign(&body)).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no fetch within a minute of the last, whatever key ids alerts name"
+    );
+    let res = alert(&github, &body, "test-key-1", &sign(&body)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let refused = github.api("GET", &paths::api(&acc, "ads"), &leaked).await;
+    assert_eq!(Browser::error_code(&refused), "disabled");
 }
 
 fn sign(body: &str) -> String {

@@ -536,3 +536,51 @@ async fn a_delivery_cut_by_kill_dash_nine_is_made_after_the_restart() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A measurement, not a check of speed: how many events a second one instance delivers to a local
+/// receiver (which verifies each with the Standard Webhooks library). Run it with
+/// `cargo test --release --test api webhook_delivery_throughput -- --ignored --nocapture`.
+#[actix_web::test]
+#[ignore = "a measurement: run with --ignored (and BMS_TEST_WEBHOOK_PYTHON)"]
+async fn webhook_delivery_throughput() {
+    const EVENTS: usize = 2000;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, to_loopback).await;
+    let receiver = Receiver::start();
+    let (owner, acc) = app.signed_in_owner("ana@example.com", "Shop").await;
+    let (_, secret) = add_endpoint(
+        &owner,
+        &acc,
+        &receiver.url("bulk"),
+        &["access_code.created"],
+    )
+    .await;
+    receiver
+        .configure("bulk", serde_json::json!({ "secrets": [secret] }))
+        .await;
+    let started = std::time::Instant::now();
+    app.with_conn(|conn| {
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for i in 0..EVENTS {
+                let data = bms_keys::webhooks::code_data(&acc, "key_bulk", &format!("code_{i}"));
+                bms_keys::webhooks::emit(
+                    conn,
+                    &acc,
+                    bms_keys::webhooks::EventType::AccessCodeCreated,
+                    &data,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    });
+    let log = receiver
+        .wait_for("bulk", Duration::from_secs(600), |log| log.len() >= EVENTS)
+        .await;
+    let elapsed = started.elapsed();
+    assert!(log.iter().all(|e| e.verified_by_all() && e.status == 204));
+    println!(
+        "webhook delivery: {EVENTS} events in {:.1} s = {:.0} events/s",
+        elapsed.as_secs_f64(),
+        EVENTS as f64 / elapsed.as_secs_f64()
+    );
+}
