@@ -100,9 +100,15 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, b"receiver says no" if status == 500 else b"")
 
 
+class Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections when a sender delivers in parallel, and the
+    # sender's SYN is retried a second later: the receiver, not the sender, would be measured.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -578,8 +578,17 @@ async fn webhook_delivery_throughput() {
         .await;
     let elapsed = started.elapsed();
     assert!(log.iter().all(|e| e.verified_by_all() && e.status == 204));
+    let attempts: Vec<(i32, i64)> = app.with_conn(|conn| {
+        use bms_keys::schema::webhook_deliveries as d;
+        d::table
+            .group_by(d::attempts)
+            .select((d::attempts, diesel::dsl::count_star()))
+            .order(d::attempts)
+            .load(conn)
+            .unwrap()
+    });
     println!(
-        "webhook delivery: {EVENTS} events in {:.1} s = {:.0} events/s",
+        "webhook delivery: {EVENTS} events in {:.1} s = {:.0} events/s; deliveries by attempts: {attempts:?}",
         elapsed.as_secs_f64(),
         EVENTS as f64 / elapsed.as_secs_f64()
     );
