@@ -1,68 +1,21 @@
 //! Durability on SQLite: `kill -9` the server during a stream of creates; after a restart, every create
 //! that had been answered exists.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 
-use crate::helpers::{Browser, PASSWORD, free_port};
+use crate::helpers::{Browser, PASSWORD, add_user_with_cli, free_port, serve_with_cli};
 use crate::paths;
-
-fn start_server(data_dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--workers",
-            "2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bms-keys");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
 
 #[actix_web::test]
 async fn every_answered_create_survives_kill_dash_nine() {
     let dir = tempfile::tempdir().unwrap();
-    let mut add = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "user",
-            "add",
-            "--email",
-            "ana@example.com",
-            "--account",
-            "Durable",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user_with_cli(dir.path(), "ana@example.com", "Durable");
 
     let port = free_port();
-    let mut server = start_server(dir.path(), port);
+    let mut server = serve_with_cli(dir.path(), port, &["--workers", "2"]);
     let browser = Browser::for_address(&format!("http://127.0.0.1:{port}"));
     assert_eq!(
         browser.log_in("ana@example.com", PASSWORD).await.status,
@@ -103,7 +56,7 @@ async fn every_answered_create_survives_kill_dash_nine() {
 
     // Restart on the same files: every answered create is there.
     let port = free_port();
-    let mut server = start_server(dir.path(), port);
+    let mut server = serve_with_cli(dir.path(), port, &["--workers", "2"]);
     let browser = Browser::for_address(&format!("http://127.0.0.1:{port}"));
     browser.log_in("ana@example.com", PASSWORD).await;
     let pool = bms_keys::db::connect(&dir.path().join("bms.db").to_string_lossy()).unwrap();

@@ -411,59 +411,18 @@ with_receiver! {
     ignore = "set BMS_TEST_WEBHOOK_PYTHON to a Python with standardwebhooks to run"
 )]
 async fn a_delivery_cut_by_kill_dash_nine_is_made_after_the_restart() {
-    use crate::helpers::{PASSWORD, free_port};
-    use std::process::{Command, Stdio};
+    use crate::helpers::{PASSWORD, add_user_with_cli, free_port, serve_with_cli};
+    use std::process::Command;
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut add = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "user",
-            "add",
-            "--email",
-            "ana@example.com",
-            "--account",
-            "Durable",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let start = |port: u16| {
-        let child = Command::new(env!("CARGO_BIN_EXE_bms-keys"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--webhooks-allow-http",
-                "--webhooks-allow-private",
-                "--webhooks-timeout",
-                "2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
-    };
+    add_user_with_cli(dir.path(), "ana@example.com", "Durable");
+    let flags = [
+        "--webhooks-allow-http",
+        "--webhooks-allow-private",
+        "--webhooks-timeout",
+        "2",
+    ];
+    let start = |port: u16| serve_with_cli(dir.path(), port, &flags);
     let port = free_port();
     let mut server = start(port);
     let owner = Browser::for_address(&format!("http://127.0.0.1:{port}"));
