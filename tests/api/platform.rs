@@ -110,7 +110,8 @@ both_backends! {
             let rows: i64 = $t::table.count().get_result(&mut conn).expect(stringify!($t));
             assert_eq!(rows, 0, "{} is empty after the redo", stringify!($t));
         )*}}
-        check_tables!(accounts, users, memberships, sessions, policies, api_keys, api_key_tags, api_key_policies, access_codes, audit_events, usage_daily, ads, drive_files);
+        check_tables!(accounts, users, memberships, sessions, policies, api_keys, api_key_tags, api_key_policies, access_codes, audit_events, usage_daily, ads, drive_files,
+            server_settings, removed_links, idempotency_keys, secret_scanning_alerts, code_retirements, webhook_endpoints, webhook_deliveries, expiry_notices);
     }
 
     async fn a_member_of_one_account_cannot_see_another(app) {
