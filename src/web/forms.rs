@@ -62,6 +62,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 
 pub use crate::error::FieldErrors;
 
+/// An on/off switch's form: `enabled` = `true` | `false` (`on` | `off` from a checkbox).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct EnabledForm {
+    pub csrf_token: String,
+    pub enabled: String,
+}
+
+impl EnabledForm {
+    /// The switch's new state; anything else is a 400.
+    pub fn enabled(&self) -> Result<bool, AppError> {
+        match self.enabled.as_str() {
+            "true" | "on" => Ok(true),
+            "false" | "off" => Ok(false),
+            _ => Err(AppError::bad_request(
+                "The field enabled must be true or false.",
+            )),
+        }
+    }
+}
+
 /// A form that carries nothing but its CSRF token (sign out, delete, confirmations).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{AccountId, WebhookEndpointId, WebhookMessageId};
 use crate::web::display::Moment;
-use crate::web::forms::{CsrfForm, HtmlForm};
+use crate::web::forms::{CsrfForm, EnabledForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
 use crate::web::render::{html, html_with_status};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
@@ -462,13 +462,6 @@ pub async fn update_webhook(
     after_change(&state, &who, account_id, &id, result, done, Some(form)).await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct EnabledForm {
-    csrf_token: String,
-    enabled: String,
-}
-
 /// `POST …/api-keys/webhooks/{hook}/enabled` (`enabled` = `true` | `false`)
 pub async fn set_webhook_enabled(
     state: State,
@@ -477,15 +470,7 @@ pub async fn set_webhook_enabled(
     HtmlForm(form): HtmlForm<EnabledForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
-    let enabled = match form.enabled.as_str() {
-        "true" | "on" => true,
-        "false" | "off" => false,
-        _ => {
-            return Err(AppError::bad_request(
-                "The field enabled must be true or false.",
-            ));
-        }
-    };
+    let enabled = form.enabled()?;
     let (account_id, id) = path.into_inner();
     let target = id.clone();
     let result = who

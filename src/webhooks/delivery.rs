@@ -303,10 +303,7 @@ fn note_failure(
     if !enabled || now - since < to_time(settings.disable_after) {
         return Ok(());
     }
-    let since_text = since
-        .assume_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let since_text = db::rfc3339(&since);
     let reason = format!(
         "Disabled automatically: every delivery has failed since {since_text}. Fix the endpoint, then enable it to send what is pending."
     );

@@ -70,12 +70,7 @@ pub fn sweep(conn: &mut DbConn, now: PrimitiveDateTime) -> QueryResult<usize> {
                 return Ok(false); // another instance sent it
             }
             let mut data = code_data(&account_id, &key_id, &code_id);
-            data["expires_at"] = serde_json::Value::String(
-                expires_at
-                    .assume_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-            );
+            data["expires_at"] = serde_json::Value::String(db::rfc3339(&expires_at));
             let event = if NOTICES[level].0 == "expired" {
                 EventType::AccessCodeExpired
             } else {

@@ -431,10 +431,7 @@ pub fn delete(
     access.require_owner()?;
     db::write_transaction(conn, |conn| {
         let endpoint = find(conn, &access.account.id, id)?;
-        diesel::delete(
-            webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(&endpoint.id)),
-        )
-        .execute(conn)?;
+        // Its deliveries go with it (ON DELETE CASCADE; foreign keys are on for SQLite too).
         diesel::delete(webhook_endpoints::table.find(&endpoint.id)).execute(conn)?;
         AuditEvent::record(
             conn,
@@ -519,10 +516,7 @@ fn enqueue(
     data: &serde_json::Value,
 ) -> QueryResult<()> {
     let now = db::now();
-    let timestamp = now
-        .assume_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let timestamp = db::rfc3339(&now);
     let payload =
         serde_json::json!({ "type": event.as_str(), "timestamp": timestamp, "data": data });
     diesel::insert_into(webhook_deliveries::table)

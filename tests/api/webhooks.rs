@@ -210,11 +210,15 @@ both_backends! {
         assert!(seen.status == StatusCode::OK && !seen.body.contains("Add an endpoint"));
         assert!(!viewer.get(&page_url).await.body.contains("Send test event"));
 
-        // Delete, after a confirmation.
+        // Delete, after a confirmation; its deliveries go with it.
+        assert_eq!(act(&owner, &acc, &format!("{page_url}/test"), &[]).await.status, StatusCode::SEE_OTHER);
+        let deliveries = || app.with_conn(|c| bms_keys::schema::webhook_deliveries::table.count().get_result::<i64>(c).unwrap());
+        assert_eq!(deliveries(), 1);
         let confirm = owner.get(&format!("{page_url}/delete")).await;
         assert!(confirm.status == StatusCode::OK && confirm.body.contains("Delete this webhook endpoint?"));
         assert_eq!(act(&owner, &acc, &format!("{page_url}/delete"), &[]).await.status, StatusCode::SEE_OTHER);
         assert_eq!(owner.get(&page_url).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(deliveries(), 0, "the endpoint's deliveries are deleted with it");
         let actions: Vec<String> = audit_actions(&app, &acc).into_iter().map(|(a, _, _)| a).collect();
         for action in ["webhook.created", "webhook.updated", "webhook.secret_rotated", "webhook.deleted"] {
             assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");

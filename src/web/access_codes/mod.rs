@@ -15,7 +15,7 @@ use crate::db;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{AccessCodeId, AccountId, ApiKeyId};
 use crate::web::display;
-use crate::web::forms::{CsrfForm, HtmlForm};
+use crate::web::forms::{CsrfForm, EnabledForm, HtmlForm};
 use crate::web::layout::{Layout, Nav};
 use crate::web::render::{html, html_with_status};
 use crate::web::session::{Flash, SignedIn, see_other_with_flash};
@@ -340,13 +340,6 @@ pub async fn update_access_code(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct EnabledForm {
-    csrf_token: String,
-    enabled: String,
-}
-
 /// `POST …/access-codes/{code}/enabled` (`enabled` = `true` | `false`)
 pub async fn set_access_code_enabled(
     state: State,
@@ -355,15 +348,7 @@ pub async fn set_access_code_enabled(
     HtmlForm(form): HtmlForm<EnabledForm>,
 ) -> Result<HttpResponse, AppError> {
     who.check_csrf(&form.csrf_token)?;
-    let enabled = match form.enabled.as_str() {
-        "true" | "on" => true,
-        "false" | "off" => false,
-        _ => {
-            return Err(AppError::bad_request(
-                "The field enabled must be true or false.",
-            ));
-        }
-    };
+    let enabled = form.enabled()?;
     let (account_id, key_id, code_id) = path.into_inner();
     let (key, code) = (key_id.clone(), code_id.clone());
     let result = who
