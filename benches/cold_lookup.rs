@@ -112,7 +112,13 @@ fn cold_lookup(c: &mut Criterion) {
         catalogue.sync(&mut conn).unwrap();
         seed(&mut conn, &keys)
     };
-    let verifier = Verifier::new(keys, pool, catalogue.compiled_rules(), 120);
+    let verifier = Verifier::new(
+        keys,
+        pool,
+        catalogue.compiled_rules(),
+        120,
+        bms_keys::limits::DEFAULT_BURST_SHARE,
+    );
 
     let mut times: Vec<Duration> = Vec::with_capacity(SAMPLES);
     for i in 0..SAMPLES {

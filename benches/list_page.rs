@@ -55,6 +55,7 @@ fn seed(settings: &Settings) -> String {
                 tags: format!("team-{}, env-{}", i % 10, i % 3),
                 policies: vec!["ads.read".into(), "metrics.read".into()],
                 linked_key_id: String::new(),
+                ..KeyInput::default()
             };
             let _ = bms_keys::revocation::commit(conn, |conn| {
                 api_keys::create(conn, &access, &actor, &input)

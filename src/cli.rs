@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// counts as failed and is retried
     #[arg(long, env = "BMS_WEBHOOKS_TIMEOUT", default_value_t = 10)]
     pub webhooks_timeout: u64,
+    /// A Redis-protocol server (redis://host:port/db) where every instance adds up per-key rate
+    /// limits, the sign-in throttle and the failure limiter [default: each instance counts alone]
+    #[arg(long, env = "BMS_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The share of a key's per-minute limit that may come at once (at least one request)
+    #[arg(long, env = "BMS_RATE_LIMIT_BURST", default_value_t = crate::limits::DEFAULT_BURST_SHARE)]
+    pub rate_limit_burst: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +168,10 @@ impl Cli {
                     .clone()
                     .map(KeySource::File)
                     .or_else(|| s.github_keys_url.clone().map(KeySource::Url))
+            }),
+            redis_url: serve.and_then(|s| s.redis_url.clone()),
+            rate_limit_burst: serve.map_or(crate::limits::DEFAULT_BURST_SHARE, |s| {
+                s.rate_limit_burst.clamp(0.0, 1.0)
             }),
             webhooks: crate::webhooks::DeliverySettings {
                 policy: crate::webhooks::TargetPolicy {

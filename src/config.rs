@@ -14,6 +14,8 @@
 //! | `BMS_MASTER_KEY`       | (environment only) | `<data dir>/key-material.toml` | 32 bytes, base64: seals access-code secrets |
 //! | `BMS_PEPPER`           | (environment only) | (the same file)   | 32 bytes, base64: keys the secrets' digests |
 //! | `BMS_VERIFY_FAILURES_PER_MINUTE` | `--verify-failures-per-minute` | 120 | failed verifications per client per minute before its cache misses go through the slow lane |
+//! | `BMS_REDIS_URL`        | `--redis-url`     | none                      | a Redis-protocol server where instances share rate limits and throttles |
+//! | `BMS_RATE_LIMIT_BURST` | `--rate-limit-burst` | `0.25`                 | share of a key's per-minute limit that may come at once |
 //! | `RUST_LOG`             |                   | `info`                    | log filter (tracing `EnvFilter` syntax)   |
 
 use std::path::PathBuf;
@@ -52,6 +54,10 @@ pub struct Settings {
     pub github_keys: Option<crate::secret_scanning::KeySource>,
     /// How webhooks are delivered: where to (the SSRF guard's allowances), retries, timeouts.
     pub webhooks: crate::webhooks::DeliverySettings,
+    /// The shared store for limits and throttles; without it each instance counts alone.
+    pub redis_url: Option<String>,
+    /// The share of a key's per-minute limit that may come at once.
+    pub rate_limit_burst: f64,
 }
 
 impl Settings {
@@ -72,6 +78,8 @@ impl Settings {
             verify_failures_per_minute: crate::verify::FAILURES_PER_IP_PER_MINUTE,
             github_keys: None,
             webhooks: crate::webhooks::DeliverySettings::default(),
+            redis_url: None,
+            rate_limit_burst: crate::limits::DEFAULT_BURST_SHARE,
         }
     }
 

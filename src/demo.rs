@@ -128,6 +128,7 @@ fn create_keys(
         tags: tags.to_owned(),
         policies: policies.iter().map(|p| (*p).to_owned()).collect(),
         linked_key_id: String::new(),
+        ..KeyInput::default()
     };
     // Through the write path's transaction, so that servers already running on the same PostgreSQL
     // database hear of the new codes.

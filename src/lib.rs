@@ -24,6 +24,7 @@ pub mod hashing;
 pub mod idempotency;
 pub mod ids;
 pub mod keystore;
+pub mod limits;
 pub mod metrics;
 pub mod onboarding;
 pub mod policies;

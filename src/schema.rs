@@ -65,6 +65,16 @@ diesel::table! {
         updated_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         link_removed_at -> Nullable<Timestamp>,
+        rate_per_minute -> Nullable<Integer>,
+        rate_per_day -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    revocation_log (seq) {
+        seq -> BigInt,
+        key_id -> Text,
+        at -> Timestamp,
     }
 }
 

@@ -42,6 +42,8 @@ pub enum StartupError {
     Query(#[from] diesel::result::Error),
     #[error("{0}")]
     GithubKeys(String),
+    #[error("{0}")]
+    SharedStore(String),
 }
 
 /// Opens the database named by the settings (creating the data directory for the default SQLite file)
@@ -119,7 +121,32 @@ impl Application {
             .map(crate::secret_scanning::GithubKeys::load)
             .transpose()
             .map_err(StartupError::GithubKeys)?;
-        let state = AppState::new(settings, pool, setup_token, catalogue, keys, github_keys);
+        let shared = settings
+            .redis_url
+            .as_deref()
+            .map(crate::limits::shared::SharedStore::new)
+            .transpose()
+            .map_err(StartupError::SharedStore)?
+            .map(std::sync::Arc::new);
+        let state = AppState::new(
+            settings,
+            pool,
+            setup_token,
+            catalogue,
+            keys,
+            github_keys,
+            shared,
+        );
+        if let Some(store) = &state.shared {
+            crate::limits::shared::spawn_sync(
+                store.clone(),
+                crate::limits::shared::Synced {
+                    keys: std::sync::Arc::downgrade(&state.verifier.limiter),
+                    failures: std::sync::Arc::downgrade(&state.verifier.failures),
+                    failure_window: crate::verify::FAILURE_WINDOW,
+                },
+            );
+        }
         spawn_retirement_sweep(
             state.db.pool.clone(),
             std::sync::Arc::downgrade(&state.verifier),

@@ -1,6 +1,7 @@
-//! Counting failures per key (an email, a client IP) in a sliding window, to slow down password
-//! guessing. Kept in memory: each instance throttles on its own, which bounds guessing per instance
-//! without a database write per failed attempt.
+//! Counting failures per key (an email, a client IP) in a window that opens at the first failure, to
+//! slow down guessing. Kept in memory, without a database write per failed attempt; with a shared
+//! store (`limits::shared`) the counts of every instance are added up there — in batches for the
+//! verification path (`take_pending` / `absorb`), at once for sign-in (`SharedThrottle`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -26,6 +27,8 @@ pub struct FailureThrottle<K = String> {
 struct Entry {
     failures: u32,
     window_start: Instant,
+    /// Failures counted since the shared store last heard of them.
+    pending: u32,
 }
 
 impl<K: Hash + Eq + Clone> FailureThrottle<K> {
@@ -91,15 +94,40 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         let entry = entries.entry(key.to_owned()).or_insert(Entry {
             failures: 0,
             window_start: now,
+            pending: 0,
         });
         if now.duration_since(entry.window_start) >= self.window {
             *entry = Entry {
                 failures: 0,
                 window_start: now,
+                pending: 0,
             };
         }
         entry.failures = entry.failures.saturating_add(1);
+        entry.pending = entry.pending.saturating_add(1);
         self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+
+    /// The failures counted since the last call, per key (and zeroes them), for the shared store.
+    pub fn take_pending(&self) -> Vec<(K, u32)> {
+        let mut entries = self.lock();
+        entries
+            .iter_mut()
+            .filter(|(_, e)| e.pending > 0)
+            .map(|(k, e)| (k.clone(), std::mem::take(&mut e.pending)))
+            .collect()
+    }
+
+    /// Every instance's total for the key, with the time left in its window; failures counted here
+    /// since are added.
+    pub fn absorb(&self, key: &K, total: u32, left: Duration) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            entry.failures = total.saturating_add(entry.pending);
+            let elapsed = self.window.saturating_sub(left);
+            entry.window_start = now.checked_sub(elapsed).unwrap_or(entry.window_start);
+        }
     }
 
     /// Forgets the key's failures (after a success).
@@ -111,6 +139,56 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         let mut entries = self.lock();
         entries.remove(key);
         self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+}
+
+/// A throttle whose counts live in the shared store when there is one (sign-in: every attempt asks
+/// it, so N instances give no more guesses than one), and in this instance otherwise or while the
+/// store cannot be reached. The local counts are kept in step either way, to fall back on. Blocking
+/// when shared: call it on the blocking pool.
+#[derive(Debug)]
+pub struct SharedThrottle {
+    local: FailureThrottle,
+    /// The store's name for these counters (`login-email`, …).
+    scope: &'static str,
+}
+
+impl SharedThrottle {
+    pub fn new(scope: &'static str, max_failures: u32, window: Duration) -> Self {
+        Self {
+            local: FailureThrottle::new(max_failures, window),
+            scope,
+        }
+    }
+
+    /// `Err(wait)` when the key is locked out.
+    pub fn check(
+        &self,
+        store: Option<&crate::limits::shared::SharedStore>,
+        key: &str,
+    ) -> Result<(), Duration> {
+        match store.and_then(|s| s.failures(self.scope, key)) {
+            Some((failures, left)) if failures >= self.local.max_failures && !left.is_zero() => {
+                Err(left)
+            }
+            Some(_) => Ok(()),
+            None => self.local.check(key),
+        }
+    }
+
+    pub fn record_failure(&self, store: Option<&crate::limits::shared::SharedStore>, key: &str) {
+        self.local.record_failure(key);
+        self.local.take_pending();
+        if let Some(store) = store {
+            store.add_failures(self.scope, &[(key.to_owned(), 1)], self.local.window);
+        }
+    }
+
+    pub fn reset(&self, store: Option<&crate::limits::shared::SharedStore>, key: &str) {
+        self.local.reset(key);
+        if let Some(store) = store {
+            store.reset_failures(self.scope, key);
+        }
     }
 }
 
@@ -138,5 +216,20 @@ mod tests {
         assert!(t.check("a").is_err());
         t.reset("a");
         assert!(t.check("a").is_ok());
+    }
+
+    #[test]
+    fn shared_totals_are_absorbed_with_what_came_since() {
+        let t: FailureThrottle = FailureThrottle::new(5, Duration::from_secs(60));
+        t.record_failure("a");
+        assert_eq!(t.take_pending(), vec![("a".to_owned(), 1)]);
+        assert!(t.take_pending().is_empty());
+        t.record_failure("a");
+        // Other instances counted 3 more (the store's total includes the first failure here).
+        t.absorb(&"a".to_owned(), 4, Duration::from_secs(30));
+        assert!(
+            t.check("a").is_err(),
+            "4 shared + 1 pending reach the limit"
+        );
     }
 }

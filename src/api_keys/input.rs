@@ -1,8 +1,9 @@
-//! What the key editor submits, and the checks it must pass: a name, tags, policies.
+//! What the key editor submits, and the checks it must pass: a name, tags, policies, rate limits.
 
 use std::collections::BTreeSet;
 
 use crate::error::FieldErrors;
+use crate::limits::{MAX_PER_DAY, MAX_PER_MINUTE, RateLimit, parse_limit};
 
 pub const MAX_NAME_LEN: usize = 100;
 pub const MAX_TAGS: usize = 20;
@@ -17,6 +18,10 @@ pub struct KeyInput {
     pub policies: Vec<String>,
     /// Link mode only.
     pub linked_key_id: String,
+    /// Requests per minute, as typed; empty is no limit.
+    pub rate_per_minute: String,
+    /// Requests per day, as typed; empty is no limit.
+    pub rate_per_day: String,
 }
 
 /// Why a key name is refused, or `None`.
@@ -105,9 +110,10 @@ pub(super) struct ValidKey {
     pub name: String,
     pub tags: Vec<String>,
     pub policies: Vec<String>,
+    pub rate: RateLimit,
 }
 
-/// Checks name, tags and policies. `allowed` are the policy names that may be chosen; `need_policy`
+/// Checks name, tags, policies and rate limits. `allowed` are the policy names that may be chosen; `need_policy`
 /// is set for linked keys, which must have at least one.
 pub(super) fn validate(
     input: &KeyInput,
@@ -130,17 +136,27 @@ pub(super) fn validate(
             chosen.push(name.clone());
         }
     }
+    let per_minute = parse_limit(&input.rate_per_minute, MAX_PER_MINUTE)
+        .map_err(|e| errors.add("rate_per_minute", e))
+        .ok();
+    let per_day = parse_limit(&input.rate_per_day, MAX_PER_DAY)
+        .map_err(|e| errors.add("rate_per_day", e))
+        .ok();
     if need_policy && chosen.is_empty() && input.policies.is_empty() {
         errors.add(
             "policy",
             "Select at least one policy: a linked key grants only what its policies allow.",
         );
     }
-    match (errors.is_empty(), tags) {
-        (true, Some(tags)) => Some(ValidKey {
+    match (errors.is_empty(), tags, per_minute, per_day) {
+        (true, Some(tags), Some(per_minute), Some(per_day)) => Some(ValidKey {
             name: input.name.trim().to_owned(),
             tags,
             policies: chosen,
+            rate: RateLimit {
+                per_minute,
+                per_day,
+            },
         }),
         _ => None,
     }

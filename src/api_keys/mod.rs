@@ -17,6 +17,7 @@ use crate::audit::{Actor, AuditAction, AuditEvent};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{self, ApiKeyId, IdKind};
+use crate::limits::RateLimit;
 use crate::policies::Policy;
 use crate::revocation::{Changed, Revoked};
 use crate::schema::{access_codes, api_key_policies, api_key_tags, api_keys};
@@ -44,6 +45,9 @@ pub struct ApiKey {
     pub last_used_at: Option<PrimitiveDateTime>,
     /// Set when the source key's owner removed this link (`links::remove_link`).
     pub link_removed_at: Option<PrimitiveDateTime>,
+    /// Requests per minute and per day (`None`: no limit); see `rate_limit`.
+    pub rate_per_minute: Option<i32>,
+    pub rate_per_day: Option<i32>,
 }
 
 crate::text_enum! {
@@ -56,24 +60,32 @@ crate::text_enum! {
 
 impl ApiKey {
     /// A new key of the account: own, or linking `linked_key_id` (another account's key).
-    fn new(account_id: &str, name: &str, linked_key_id: Option<&str>) -> ApiKey {
+    fn new(account_id: &str, valid: &ValidKey, linked_key_id: Option<&str>) -> ApiKey {
         let now = db::now();
         let kind = if linked_key_id.is_some() {
             Kind::Linked
         } else {
             Kind::Own
         };
+        let (rate_per_minute, rate_per_day) = valid.rate.columns();
         ApiKey {
             id: ids::new_id(IdKind::ApiKey),
             account_id: account_id.to_owned(),
-            name: name.to_owned(),
+            name: valid.name.clone(),
             kind,
             linked_key_id: linked_key_id.map(str::to_owned),
             created_at: now,
             updated_at: now,
             last_used_at: None,
             link_removed_at: None,
+            rate_per_minute,
+            rate_per_day,
         }
+    }
+
+    /// The key's rate limits (a link's are the linking account's own).
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit::from_columns(self.rate_per_minute, self.rate_per_day)
     }
 
     pub fn is_linked(&self) -> bool {
@@ -122,10 +134,11 @@ fn insert_tags_and_policies(conn: &mut DbConn, key: &ApiKey, valid: &ValidKey) -
 
 fn summary(valid: &ValidKey) -> String {
     format!(
-        "name: {}; tags: {}; policies: {}",
+        "name: {}; tags: {}; policies: {}; rate limit: {}",
         valid.name,
         list_or_none(&valid.tags),
-        list_or_none(&valid.policies)
+        list_or_none(&valid.policies),
+        valid.rate.describe()
     )
 }
 
@@ -150,7 +163,7 @@ pub fn create(
         let allowed = active_policy_names(conn)?;
         let valid =
             validate(input, &allowed, false, &mut errors).ok_or(AppError::Invalid(errors))?;
-        let key = ApiKey::new(&access.account.id, &valid.name, None);
+        let key = ApiKey::new(&access.account.id, &valid, None);
         diesel::insert_into(api_keys::table)
             .values(key.clone())
             .execute(conn)?;
@@ -205,7 +218,7 @@ pub fn link(
         let (Some(valid), Some(source)) = (valid, source) else {
             return Err(AppError::Invalid(errors));
         };
-        let key = ApiKey::new(&access.account.id, &valid.name, Some(&source.id));
+        let key = ApiKey::new(&access.account.id, &valid, Some(&source.id));
         match diesel::insert_into(api_keys::table)
             .values(key.clone())
             .execute(conn)
@@ -321,8 +334,14 @@ pub fn update(
         let valid = validate(input, &allowed, key.is_linked(), &mut errors)
             .ok_or(AppError::Invalid(errors))?;
         let now = db::now();
+        let (rate_per_minute, rate_per_day) = valid.rate.columns();
         diesel::update(api_keys::table.find(&key.id))
-            .set((api_keys::name.eq(&valid.name), api_keys::updated_at.eq(now)))
+            .set((
+                api_keys::name.eq(&valid.name),
+                api_keys::updated_at.eq(now),
+                api_keys::rate_per_minute.eq(rate_per_minute),
+                api_keys::rate_per_day.eq(rate_per_day),
+            ))
             .execute(conn)?;
         diesel::delete(api_key_tags::table.filter(api_key_tags::api_key_id.eq(&key.id)))
             .execute(conn)?;
@@ -333,6 +352,7 @@ pub fn update(
             name: key.name.clone(),
             tags: before.tags.get(&key.id).cloned().unwrap_or_default(),
             policies: held.iter().map(|p| p.name.clone()).collect(),
+            rate: key.rate_limit(),
         };
         AuditEvent::record(
             conn,
@@ -346,6 +366,8 @@ pub fn update(
         let key = ApiKey {
             name: valid.name,
             updated_at: now,
+            rate_per_minute,
+            rate_per_day,
             ..key
         };
         Ok(Changed::revoking(key, revoked))

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use time::PrimitiveDateTime;
 
+use crate::limits::RateLimit;
 use crate::policies::Rule;
 
 /// What a set of policies allows: their names (to report) and their rules (to match).
@@ -33,6 +34,8 @@ impl PolicySet {
 pub struct LinkGrant {
     pub link_key_id: Arc<str>,
     pub policies: PolicySet,
+    /// The linking account's limits for the link.
+    pub rate: RateLimit,
 }
 
 /// Everything a request with one access code needs, loaded in one go.
@@ -44,6 +47,8 @@ pub struct CodeEntry {
     pub enabled: bool,
     pub expires_at: PrimitiveDateTime,
     pub own: PolicySet,
+    /// The key's own limits.
+    pub rate: RateLimit,
     /// By the linking account's id.
     pub links: HashMap<String, LinkGrant>,
 }
@@ -167,6 +172,7 @@ mod tests {
             enabled: true,
             expires_at: crate::db::now(),
             own: PolicySet::default(),
+            rate: RateLimit::NONE,
             links: HashMap::new(),
         }))
     }

@@ -9,13 +9,23 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use crate::db::DbConn;
+use crate::limits::RateLimit;
 use crate::policies::Rule;
 use crate::schema::{access_codes, api_key_policies, api_keys, policies};
 use crate::verify::cache::{CodeEntry, LinkGrant, PolicySet};
 
 /// The entry for the code with this digest, or `None` when no code has it.
 pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEntry>> {
-    let found: Option<(String, String, String, bool, PrimitiveDateTime)> = access_codes::table
+    type Found = (
+        String,
+        String,
+        String,
+        bool,
+        PrimitiveDateTime,
+        Option<i32>,
+        Option<i32>,
+    );
+    let found: Option<Found> = access_codes::table
         .inner_join(api_keys::table)
         .filter(access_codes::secret_digest.eq(digest.as_slice()))
         .select((
@@ -24,18 +34,26 @@ pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<Co
             api_keys::account_id,
             access_codes::enabled,
             access_codes::expires_at,
+            api_keys::rate_per_minute,
+            api_keys::rate_per_day,
         ))
         .first(conn)
         .optional()?;
-    let Some((code_id, key_id, account_id, enabled, expires_at)) = found else {
+    let Some((code_id, key_id, account_id, enabled, expires_at, per_minute, per_day)) = found
+    else {
         return Ok(None);
     };
-    let links: Vec<(String, String)> = api_keys::table
+    let links: Vec<(String, String, Option<i32>, Option<i32>)> = api_keys::table
         .filter(api_keys::linked_key_id.eq(&key_id))
-        .select((api_keys::id, api_keys::account_id))
+        .select((
+            api_keys::id,
+            api_keys::account_id,
+            api_keys::rate_per_minute,
+            api_keys::rate_per_day,
+        ))
         .load(conn)?;
     let mut ids: Vec<&str> = vec![key_id.as_str()];
-    ids.extend(links.iter().map(|(id, _)| id.as_str()));
+    ids.extend(links.iter().map(|(id, ..)| id.as_str()));
     let held: Vec<(String, String, String)> = api_key_policies::table
         .inner_join(policies::table)
         .filter(api_key_policies::api_key_id.eq_any(&ids))
@@ -65,12 +83,13 @@ pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<Co
     let own = set_of(&key_id);
     let links = links
         .iter()
-        .map(|(link_id, link_account)| {
+        .map(|(link_id, link_account, per_minute, per_day)| {
             (
                 link_account.clone(),
                 LinkGrant {
                     link_key_id: Arc::from(link_id.as_str()),
                     policies: set_of(link_id),
+                    rate: RateLimit::from_columns(*per_minute, *per_day),
                 },
             )
         })
@@ -82,6 +101,7 @@ pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<Co
         enabled,
         expires_at,
         own,
+        rate: RateLimit::from_columns(per_minute, per_day),
         links,
     }))
 }

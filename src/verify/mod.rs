@@ -3,7 +3,7 @@
 //! Read top to bottom: the path is canonical (checked by the caller, and typed so) → the secret's
 //! format and checksum → its digest → the cache (the database only on a miss) → enabled, not expired
 //! → the target account is the key's own (its policies) or links the key (the link's policies) → a
-//! rule allows method and path. A warm request never leaves the async worker: no pool checkout, no
+//! rule allows method and path → the deciding key's rate limit (`crate::limits`) has room. A warm request never leaves the async worker: no pool checkout, no
 //! blocking call, no log line, no write (usage is counted in memory and flushed in batches).
 //!
 //! The failure limiter protects the database, not the door: a client with too many failed
@@ -28,6 +28,8 @@ use time::PrimitiveDateTime;
 
 use crate::db::{self, Pool};
 use crate::error::AppError;
+use crate::limits::RateStatus;
+use crate::limits::keys::{KeyLimiter, Today};
 use crate::metrics::VerifyMetrics;
 use crate::policies::Rule;
 use crate::revocation::Revoked;
@@ -39,6 +41,8 @@ pub use canonical::{BadPath, CanonicalPath, canonical};
 
 /// Failed verifications per client per minute before its cache misses go through the slow lane.
 pub const FAILURES_PER_IP_PER_MINUTE: u32 = 120;
+/// The failure limiter's window.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a lookup waits for the slow lane before it is answered 429: under a flood that keeps the
 /// lane busy longer, a client over its limit hears so instead of holding a worker.
 const SLOW_LANE_WAIT: Duration = Duration::from_secs(2);
@@ -89,6 +93,8 @@ pub struct Grant {
     pub linked: bool,
     /// When the decision was made (one clock read serves the expiry check and the usage counter).
     pub decided_at: PrimitiveDateTime,
+    /// The deciding key's rate limits and what is left of them, when it has any.
+    pub rate: Option<RateStatus>,
 }
 
 /// Why a request is refused; each has a stable machine-readable code.
@@ -108,9 +114,12 @@ pub enum Refusal {
     NotAllowed {
         would_allow: Vec<String>,
     },
+    /// Too many failed verifications from the client (the failure limiter).
     RateLimited {
         retry_after: Duration,
     },
+    /// The deciding key's own rate limit is used up.
+    KeyLimited(RateStatus),
     Unavailable,
 }
 
@@ -125,7 +134,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::NoAccess => "no_access",
             Refusal::NotAllowed { .. } => "forbidden",
-            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::RateLimited { .. } | Refusal::KeyLimited(_) => "rate_limited",
             Refusal::Unavailable => "unavailable",
         }
     }
@@ -139,7 +148,7 @@ impl Refusal {
             | Refusal::Disabled
             | Refusal::Expired => 401,
             Refusal::NoAccess | Refusal::NotAllowed { .. } => 403,
-            Refusal::RateLimited { .. } => 429,
+            Refusal::RateLimited { .. } | Refusal::KeyLimited(_) => 429,
             Refusal::Unavailable => 503,
         }
     }
@@ -174,6 +183,16 @@ impl Refusal {
                 "Too many failed verifications from this address. Try again in {} seconds.",
                 retry_after.as_secs().max(1)
             )),
+            Refusal::KeyLimited(status) => Cow::Owned(match status.exhausted() {
+                Some((window, w)) => format!(
+                    "This API key's rate limit of {} requests per {window} is used up. Try again in {} seconds.",
+                    w.quota, status.retry_after
+                ),
+                None => format!(
+                    "This API key's rate limit is used up. Try again in {} seconds.",
+                    status.retry_after
+                ),
+            }),
             Refusal::Unavailable => {
                 Cow::Borrowed("Access cannot be checked right now. Try again shortly.")
             }
@@ -240,7 +259,10 @@ pub struct Verifier {
     pub cache: CodeCache,
     pub usage: UsageRecorder,
     pub metrics: VerifyMetrics,
-    failures: FailureThrottle<IpAddr>,
+    /// Failed verifications per client (shared with the sync loop when there is a shared store).
+    pub failures: Arc<FailureThrottle<IpAddr>>,
+    /// Requests per key with a rate limit (shared likewise).
+    pub limiter: Arc<KeyLimiter>,
     /// One lookup at a time for every client over its failure limit together.
     slow_lane: tokio::sync::Semaphore,
     /// Every active policy's rules, to name the policies that would allow a refused request.
@@ -253,6 +275,7 @@ impl Verifier {
         pool: Pool,
         catalogue_rules: Vec<(String, Vec<Rule>)>,
         failures_per_minute: u32,
+        burst_share: f64,
     ) -> Self {
         Self {
             keys,
@@ -260,7 +283,8 @@ impl Verifier {
             cache: CodeCache::new(CACHE_ENTRIES, CACHE_TTL, NEGATIVE_TTL),
             usage: UsageRecorder::default(),
             metrics: VerifyMetrics::default(),
-            failures: FailureThrottle::new(failures_per_minute, Duration::from_secs(60)),
+            failures: Arc::new(FailureThrottle::new(failures_per_minute, FAILURE_WINDOW)),
+            limiter: Arc::new(KeyLimiter::new(burst_share)),
             slow_lane: tokio::sync::Semaphore::new(1),
             catalogue_rules,
         }
@@ -388,6 +412,7 @@ impl Verifier {
             Err(
                 Refusal::BadPath(_)
                 | Refusal::RateLimited { .. }
+                | Refusal::KeyLimited(_)
                 | Refusal::Unavailable
                 | Refusal::NotAllowed { .. }
                 | Refusal::NoAccess,
@@ -413,11 +438,11 @@ impl Verifier {
             return Err(Refusal::Disabled);
         }
         let target = check.target_account.unwrap_or(&entry.account_id);
-        let (api_key_id, policies, linked) = if target == &*entry.account_id {
-            (entry.key_id.clone(), &entry.own, false)
+        let (api_key_id, policies, limit, linked) = if target == &*entry.account_id {
+            (entry.key_id.clone(), &entry.own, entry.rate, false)
         } else {
             match entry.links.get(target) {
-                Some(link) => (link.link_key_id.clone(), &link.policies, true),
+                Some(link) => (link.link_key_id.clone(), &link.policies, link.rate, true),
                 None => return Err(Refusal::NoAccess),
             }
         };
@@ -428,6 +453,15 @@ impl Verifier {
                 would_allow: self.policies_allowing(check.method, path, target),
             });
         }
+        // Last: only a request that would be allowed uses up its key's limit.
+        let rate = if limit.is_none() {
+            None
+        } else {
+            match self.limiter.admit(&api_key_id, limit, Today::of(now)) {
+                Ok(status) => Some(status),
+                Err(status) => return Err(Refusal::KeyLimited(status)),
+            }
+        };
         Ok(Grant {
             account_id: if target == &*entry.account_id {
                 entry.account_id.clone()
@@ -441,6 +475,7 @@ impl Verifier {
             expires_at: entry.expires_at,
             linked,
             decided_at: now,
+            rate,
         })
     }
 

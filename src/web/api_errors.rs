@@ -154,14 +154,24 @@ impl ApiRefusal {
         Problem::new(self.status_code(), self.0.code(), self.0.message())
     }
 
-    /// The builder with the refusal's status and headers (`Retry-After` when rate-limited).
+    /// The builder with the refusal's status and headers (`Retry-After` when rate-limited, and the
+    /// key's `RateLimit` fields when its own limit refused).
     pub fn builder(&self) -> HttpResponseBuilder {
         let mut res = HttpResponse::build(self.status_code());
-        if let Refusal::RateLimited { retry_after } = &self.0 {
-            res.insert_header((
-                header::RETRY_AFTER,
-                retry_after.as_secs().max(1).to_string(),
-            ));
+        match &self.0 {
+            Refusal::RateLimited { retry_after } => {
+                res.insert_header((
+                    header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                ));
+            }
+            Refusal::KeyLimited(status) => {
+                res.insert_header((header::RETRY_AFTER, status.retry_after.to_string()));
+                for (name, value) in rate_limit_headers(status) {
+                    res.insert_header((name, value));
+                }
+            }
+            _ => {}
         }
         res
     }
@@ -175,6 +185,35 @@ impl ResponseError for ApiRefusal {
     fn error_response(&self) -> HttpResponse {
         self.problem().respond_with(self.builder())
     }
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields for a key with limits.
+pub fn rate_limit_headers(
+    status: &crate::limits::RateStatus,
+) -> impl Iterator<Item = (header::HeaderName, header::HeaderValue)> {
+    [
+        ("ratelimit-policy", status.policy_header()),
+        ("ratelimit", status.limit_header()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        header::HeaderValue::try_from(value)
+            .ok()
+            .map(|v| (header::HeaderName::from_static(name), v))
+    })
+}
+
+/// Adds a grant's rate-limit fields to an answer (nothing for a key without limits).
+pub fn with_rate_limit(
+    mut res: HttpResponse,
+    status: Option<&crate::limits::RateStatus>,
+) -> HttpResponse {
+    if let Some(status) = status {
+        for (name, value) in rate_limit_headers(status) {
+            res.headers_mut().insert(name, value);
+        }
+    }
+    res
 }
 
 /// Two different access codes in one request: refused, since it is unclear which one is meant.

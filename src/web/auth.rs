@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::sessions::{self, Session};
-use crate::throttle::FailureThrottle;
+use crate::throttle::SharedThrottle;
 use crate::users;
 use crate::web::client::client_ip;
 use crate::web::forms::{CsrfForm, HtmlForm};
@@ -27,19 +27,57 @@ pub const FAILURES_PER_IP: u32 = 20;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The two counters that slow down password guessing: against one account, and from one address.
+/// Shared by every instance when there is a shared store (`--redis-url`).
 #[derive(Debug)]
 pub struct LoginThrottle {
-    per_email: FailureThrottle,
-    per_ip: FailureThrottle,
+    per_email: SharedThrottle,
+    per_ip: SharedThrottle,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         Self {
-            per_email: FailureThrottle::new(FAILURES_PER_EMAIL, THROTTLE_WINDOW),
-            per_ip: FailureThrottle::new(FAILURES_PER_IP, THROTTLE_WINDOW),
+            per_email: SharedThrottle::new("login-email", FAILURES_PER_EMAIL, THROTTLE_WINDOW),
+            per_ip: SharedThrottle::new("login-ip", FAILURES_PER_IP, THROTTLE_WINDOW),
         }
     }
+}
+
+/// What a sign-in attempt does to the throttle.
+enum Attempt {
+    Check,
+    Failed,
+    Succeeded,
+}
+
+/// Checks or counts an attempt for this email and address, on the blocking pool (the shared store
+/// is a network call). `Err(wait)` when either is locked out.
+async fn throttle(
+    state: &State,
+    attempt: Attempt,
+    email: &str,
+    ip: &str,
+) -> Result<Result<(), Duration>, AppError> {
+    let (state, email, ip) = (state.clone(), email.to_owned(), ip.to_owned());
+    web::block(move || {
+        let (t, store) = (&state.login_throttle, state.shared.as_deref());
+        match attempt {
+            Attempt::Check => {
+                return t
+                    .per_email
+                    .check(store, &email)
+                    .and(t.per_ip.check(store, &ip));
+            }
+            Attempt::Failed => {
+                t.per_email.record_failure(store, &email);
+                t.per_ip.record_failure(store, &ip);
+            }
+            Attempt::Succeeded => t.per_email.reset(store, &email),
+        }
+        Ok(())
+    })
+    .await
+    .map_err(AppError::internal)
 }
 
 #[derive(Template)]
@@ -127,12 +165,7 @@ pub async fn log_in(
     }
     let ip = client_ip(&req, &state);
     let email_key = users::normalize_email(&form.email);
-    let throttle = &state.login_throttle;
-    if let Err(wait) = throttle
-        .per_email
-        .check(&email_key)
-        .and(throttle.per_ip.check(&ip))
-    {
+    if let Err(wait) = throttle(&state, Attempt::Check, &email_key, &ip).await? {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut res = retry(
             StatusCode::TOO_MANY_REQUESTS,
@@ -161,8 +194,7 @@ pub async fn log_in(
         .await?;
 
     let Some((token, _user)) = outcome else {
-        throttle.per_email.record_failure(&email_key);
-        throttle.per_ip.record_failure(&ip);
+        let _ = throttle(&state, Attempt::Failed, &email_key, &ip).await?;
         let db = state.db.clone();
         let (email, ip) = (email_key, ip);
         actix_web::rt::spawn(async move {
@@ -178,7 +210,7 @@ pub async fn log_in(
             "The email or password is not correct.",
         );
     };
-    throttle.per_email.reset(&email_key);
+    let _ = throttle(&state, Attempt::Succeeded, &email_key, &ip).await?;
     let mut res = websession::see_other(&websession::safe_next(Some(&form.next)));
     res.add_cookie(&ConsoleCookie::Session.set(&state, token))
         .map_err(AppError::internal)?;

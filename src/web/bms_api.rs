@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::verify::{CanonicalPath, Check, Grant, Refusal, Requirement, Verification, canonical};
-use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys};
+use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys, with_rate_limit};
 use crate::web::body::{problem_response, read_within};
 use crate::web::client::client_addr;
 use crate::web::credentials::{Presented, presented};
@@ -76,32 +76,42 @@ pub async fn dispatch(
     if crate::web::manage::is_management(api) {
         return crate::web::manage::dispatch(&req, payload, state, path, account).await;
     }
-    let verified = |requirement| verify_request(&req, path, account, requirement);
-    match (req.method().as_str(), api) {
-        ("GET", "ping") => Ok(ping(verified(Requirement::ReachOnly).await?)),
-        ("GET", "metrics") => metrics(state, verified(Requirement::Policy).await?).await,
-        ("GET", "ads") => list_ads(state, verified(Requirement::Policy).await?).await,
+    let requirement = match (req.method().as_str(), api) {
+        ("GET", "ping") => Requirement::ReachOnly,
+        ("GET", "metrics" | "ads" | "drive-files") | ("POST", "ads") => Requirement::Policy,
+        (_, "ping" | "metrics" | "ads" | "drive-files") => {
+            return Ok(Problem::new(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This API does not accept this method. See /docs/apis.",
+            )
+            .respond());
+        }
+        _ => return Ok(crate::web::errors::json_not_found().await),
+    };
+    let grant = verify_request(&req, path, account, requirement).await?;
+    let rate = grant.rate;
+    let answer = match (req.method().as_str(), api) {
+        ("GET", "ping") => Ok(ping(grant)),
+        ("GET", "metrics") => metrics(state, grant).await,
+        ("GET", "ads") => list_ads(state, grant).await,
         ("POST", "ads") => {
-            let grant = verified(Requirement::Policy).await?;
             // This scope has no body middleware (the hot path has no body): the same deadline here.
-            let bytes = match read_within(payload.into_inner(), state.settings.body_timeout).await {
-                Ok(bytes) => bytes,
-                Err(problem) => return Ok(problem_response(problem, true)),
-            };
-            let body = web::Json::<NewAd>::from_request(&req, &mut Payload::from(bytes)).await?;
-            create_ad(state, grant, body.into_inner()).await
+            match read_within(payload.into_inner(), state.settings.body_timeout).await {
+                Ok(bytes) => {
+                    match web::Json::<NewAd>::from_request(&req, &mut Payload::from(bytes)).await {
+                        Ok(body) => create_ad(state, grant, body.into_inner()).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(problem) => Ok(problem_response(problem, true)),
+            }
         }
-        ("GET", "drive-files") => {
-            list_drive_files(state, verified(Requirement::Policy).await?).await
-        }
-        (_, "ping" | "metrics" | "ads" | "drive-files") => Ok(Problem::new(
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This API does not accept this method. See /docs/apis.",
-        )
-        .respond()),
-        _ => Ok(crate::web::errors::json_not_found().await),
-    }
+        _ => list_drive_files(state, grant).await,
+    };
+    // Every answer to an allowed request tells the client what is left of its key's limits.
+    let answer = answer.unwrap_or_else(|e| e.error_response());
+    Ok(with_rate_limit(answer, rate.as_ref()))
 }
 
 /// The ping API's answer: what the code is, as far as this account is concerned.

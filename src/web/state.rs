@@ -32,6 +32,8 @@ pub struct AppState {
     pub revoke_reports: crate::throttle::FailureThrottle<std::net::IpAddr>,
     /// GitHub's secret-scanning keys, when configured.
     pub github_keys: Option<crate::secret_scanning::GithubKeys>,
+    /// Where every instance adds up limits and throttles (`--redis-url`), when configured.
+    pub shared: Option<Arc<crate::limits::shared::SharedStore>>,
 }
 
 /// Reports a client may send to the credential revocation API per minute.
@@ -89,12 +91,14 @@ impl AppState {
         catalogue: Catalogue,
         keys: KeyMaterial,
         github_keys: Option<crate::secret_scanning::GithubKeys>,
+        shared: Option<Arc<crate::limits::shared::SharedStore>>,
     ) -> Arc<Self> {
         let verifier = Arc::new(Verifier::new(
             keys.clone(),
             pool.clone(),
             catalogue.compiled_rules(),
             settings.verify_failures_per_minute,
+            settings.rate_limit_burst,
         ));
         Arc::new(Self {
             verifier,
@@ -110,6 +114,7 @@ impl AppState {
                 std::time::Duration::from_secs(60),
             ),
             github_keys,
+            shared,
         })
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::verify::{BadPath, CanonicalPath, Check, Grant, Refusal, Requirement, canonical};
-use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys};
+use crate::web::api_errors::{ApiRefusal, Problem, conflicting_keys, with_rate_limit};
 use crate::web::client::client_addr;
 use crate::web::credentials::{Presented, presented};
 use crate::web::state::State;
@@ -107,7 +107,9 @@ pub async fn verify_key(
     let result = state.verifier.verify(&check).await;
     match result {
         // No verdict could be made: a problem (with `valid: false`, so verdict readers need no case).
-        Err(refusal @ (Refusal::RateLimited { .. } | Refusal::Unavailable)) => {
+        Err(
+            refusal @ (Refusal::RateLimited { .. } | Refusal::KeyLimited(_) | Refusal::Unavailable),
+        ) => {
             let refusal = ApiRefusal(refusal);
             let mut problem = serde_json::to_value(refusal.problem()).unwrap_or_default();
             problem["valid"] = serde_json::Value::Bool(false);
@@ -116,7 +118,13 @@ pub async fn verify_key(
                 .content_type(crate::web::api_errors::PROBLEM_JSON)
                 .body(problem.to_string()))
         }
-        result => Ok(HttpResponse::Ok().json(verdict(&result))),
+        result => {
+            let rate = result.as_ref().ok().and_then(|g| g.rate);
+            Ok(with_rate_limit(
+                HttpResponse::Ok().json(verdict(&result)),
+                rate.as_ref(),
+            ))
+        }
     }
 }
 
@@ -195,5 +203,5 @@ pub async fn forward_auth(
     if let Ok(value) = HeaderValue::from_str(&grant.policies.join(",")) {
         res.insert_header((HeaderName::from_static("x-bms-policies"), value));
     }
-    Ok(res.finish())
+    Ok(with_rate_limit(res.finish(), grant.rate.as_ref()))
 }

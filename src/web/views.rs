@@ -26,6 +26,9 @@ pub struct KeyView {
     pub expiring_in: Option<i64>,
     pub created: display::Moment,
     pub last_used: display::Moment,
+    /// The key's rate limits as set (for the form) and described ("600 per minute", "none").
+    pub rate: crate::limits::RateLimit,
+    pub rate_text: String,
 }
 
 impl KeyView {
@@ -63,6 +66,8 @@ impl KeyView {
             ),
         };
         Self {
+            rate: key.rate_limit(),
+            rate_text: key.rate_limit().describe(),
             id: key.id.clone(),
             name: key.name.clone(),
             url: urls.api_key(&key.id),

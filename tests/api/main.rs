@@ -22,6 +22,7 @@ mod login;
 mod management;
 mod matrix;
 mod platform;
+mod rate_limits;
 mod retirement;
 mod revocation;
 mod setup;

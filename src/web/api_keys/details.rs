@@ -91,6 +91,12 @@ fn render_show(
         name: key.name.clone(),
         tags: key.tags.join(", "),
         policy: key.policies.iter().map(|p| p.name.clone()).collect(),
+        rate_per_minute: key
+            .rate
+            .per_minute
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        rate_per_day: key.rate.per_day.map(|v| v.to_string()).unwrap_or_default(),
         ..KeyForm::default()
     });
     // Retired policies the key holds stay selectable on its own page (they grant nothing).

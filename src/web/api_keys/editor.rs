@@ -49,6 +49,8 @@ pub struct KeyForm {
     pub(super) tags: String,
     pub(super) policy: Vec<String>,
     pub(super) linked_key_id: String,
+    pub(super) rate_per_minute: String,
+    pub(super) rate_per_day: String,
 }
 
 impl KeyForm {
@@ -58,6 +60,8 @@ impl KeyForm {
             tags: self.tags.clone(),
             policies: self.policy.clone(),
             linked_key_id: self.linked_key_id.clone(),
+            rate_per_minute: self.rate_per_minute.clone(),
+            rate_per_day: self.rate_per_day.clone(),
         }
     }
 

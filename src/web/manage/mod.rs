@@ -203,6 +203,7 @@ pub async fn dispatch(
     };
     let requirement = crate::web::verify_api::requirement_for(req.method().as_str(), path);
     let grant = crate::web::bms_api::verify_request(req, path, account, requirement).await?;
+    let rate = grant.rate;
     // Ids are ours (base62 with a prefix): anything else names nothing.
     let key = ids.key.map(ApiKeyId::parse).transpose();
     let code = ids.code.map(AccessCodeId::parse).transpose();
@@ -256,7 +257,10 @@ pub async fn dispatch(
             }
         }
     };
-    Ok(result.unwrap_or_else(|e| e.respond()))
+    Ok(crate::web::api_errors::with_rate_limit(
+        result.unwrap_or_else(|e| e.respond()),
+        rate.as_ref(),
+    ))
 }
 
 /// One verified request.
@@ -310,6 +314,8 @@ fn json_field(field: &str) -> &str {
     match field {
         "policy" => "policies",
         "linked_key_id" => "link.source_key_id",
+        "rate_per_minute" => "rate_limit.requests_per_minute",
+        "rate_per_day" => "rate_limit.requests_per_day",
         other => other,
     }
 }
@@ -643,6 +649,7 @@ async fn create_key(
     body: &[u8],
 ) -> Result<HttpResponse, Refused> {
     let new: NewApiKey = parse_json(body)?;
+    let (rate_per_minute, rate_per_day) = new.rate_limit.unwrap_or_default().as_typed();
     let input = KeyInput {
         name: new.name.clone().unwrap_or_default(),
         tags: tags_text(&new.tags)?,
@@ -652,6 +659,8 @@ async fn create_key(
             .as_ref()
             .map(|l| l.source_key_id.clone())
             .unwrap_or_default(),
+        rate_per_minute,
+        rate_per_day,
     };
     let linking = new.link.is_some();
     let location_of = {
@@ -679,11 +688,15 @@ async fn update_key(call: &Call, key_id: ApiKeyId, body: &[u8]) -> Result<HttpRe
     change(call, None, move |conn, caller| {
         let key = api_keys::find_in_account(conn, &caller.access.account.id, &key_id)?;
         let now = key_json(conn, &key)?;
+        let (rate_per_minute, rate_per_day) =
+            changes.rate_limit.unwrap_or(now.rate_limit).as_typed();
         let input = KeyInput {
             name: changes.name.unwrap_or(now.name),
             tags: tags.unwrap_or_else(|| now.tags.join(",")),
             policies: changes.policies.unwrap_or(now.policies),
             linked_key_id: String::new(),
+            rate_per_minute,
+            rate_per_day,
         };
         caller.may_grant(input.policies.iter().map(String::as_str))?;
         let changed = api_keys::update(conn, &caller.access, &caller.actor, &key_id, &input)?;

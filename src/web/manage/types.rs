@@ -28,6 +28,33 @@ pub struct ApiKey {
     #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
     pub access_code_count: i64,
+    /// This key's own limits (a link's are set in the linking account); `null` is no limit.
+    pub rate_limit: RateLimit,
+}
+
+/// A key's rate limits: over either, requests get 429 `rate_limited` with `Retry-After`.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per minute (1–1,000,000), a share of them allowed at once; `null`: no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub requests_per_minute: Option<u32>,
+    /// Requests per UTC day (1–1,000,000,000); `null`: no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub requests_per_day: Option<u32>,
+}
+
+impl RateLimit {
+    /// The limits as the domain's input takes them (as typed; empty is no limit).
+    pub fn as_typed(&self) -> (String, String) {
+        let typed = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+        (
+            typed(self.requests_per_minute),
+            typed(self.requests_per_day),
+        )
+    }
 }
 
 impl ApiKey {
@@ -50,6 +77,13 @@ impl ApiKey {
             created_at: rfc3339(&key.created_at),
             last_used_at: key.last_used_at.as_ref().map(rfc3339),
             access_code_count: details.code_counts.get(&key.id).copied().unwrap_or(0),
+            rate_limit: {
+                let limit = key.rate_limit();
+                RateLimit {
+                    requests_per_minute: limit.per_minute,
+                    requests_per_day: limit.per_day,
+                }
+            },
         }
     }
 }
@@ -194,6 +228,8 @@ pub struct NewApiKey {
     #[serde(default)]
     pub policies: Vec<String>,
     pub link: Option<LinkTarget>,
+    /// No limit when absent.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Changes to a key: only the fields given change.
@@ -204,6 +240,8 @@ pub struct ApiKeyChanges {
     pub name: Option<String>,
     pub tags: Option<Vec<String>>,
     pub policies: Option<Vec<String>>,
+    /// Replaces both limits (a limit left out or `null` is removed); absent: unchanged.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A code to create.
