@@ -3,7 +3,8 @@
 //! nginx and caddy binaries), the tests through a real nginx and a real Caddy; with `BMS_TEST_CHROMEDRIVER`, the browser tests; with `BMS_TEST_PG_BINDIR`
 //! (PostgreSQL's `initdb` and `pg_ctl`), the test that stops a cluster of its own under the running
 //! server; with `BMS_TEST_WEBHOOK_PYTHON` (a Python with the `standardwebhooks` package), the webhook
-//! deliveries checked by the Standard Webhooks library. Without them those tests are
+//! deliveries checked by the Standard Webhooks library; with `BMS_TEST_REDIS` (the `redis-server`
+//! binary) and nginx and PostgreSQL, the cluster tests. Without them those tests are
 //! reported as *ignored*, with the reason, rather than silently passing.
 
 fn main() {
@@ -18,6 +19,7 @@ fn main() {
         ("BMS_TEST_CHROMEDRIVER", "bms_browser_tests"),
         ("BMS_TEST_PG_BINDIR", "bms_pg_fault_tests"),
         ("BMS_TEST_WEBHOOK_PYTHON", "bms_webhook_receiver_tests"),
+        ("BMS_TEST_REDIS", "bms_redis_tests"),
     ] {
         println!("cargo::rerun-if-env-changed={variable}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// The share of a key's per-minute limit that may come at once (at least one request)
     #[arg(long, env = "BMS_RATE_LIMIT_BURST", default_value_t = crate::limits::DEFAULT_BURST_SHARE)]
     pub rate_limit_burst: f64,
+    /// Do not LISTEN for revocations (for a pooler that cannot, such as PgBouncer in transaction
+    /// mode): they then reach this instance by the revocation log alone, within 250 ms
+    #[arg(long, env = "BMS_NO_REVOCATION_LISTENER")]
+    pub no_revocation_listener: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +174,7 @@ impl Cli {
                     .or_else(|| s.github_keys_url.clone().map(KeySource::Url))
             }),
             redis_url: serve.and_then(|s| s.redis_url.clone()),
+            revocation_listener: serve.is_none_or(|s| !s.no_revocation_listener),
             rate_limit_burst: serve.map_or(crate::limits::DEFAULT_BURST_SHARE, |s| {
                 s.rate_limit_burst.clamp(0.0, 1.0)
             }),

@@ -16,6 +16,7 @@
 //! | `BMS_VERIFY_FAILURES_PER_MINUTE` | `--verify-failures-per-minute` | 120 | failed verifications per client per minute before its cache misses go through the slow lane |
 //! | `BMS_REDIS_URL`        | `--redis-url`     | none                      | a Redis-protocol server where instances share rate limits and throttles |
 //! | `BMS_RATE_LIMIT_BURST` | `--rate-limit-burst` | `0.25`                 | share of a key's per-minute limit that may come at once |
+//! | `BMS_NO_REVOCATION_LISTENER` | `--no-revocation-listener` | off      | PostgreSQL: revocations by the log alone (for PgBouncer in transaction mode) |
 //! | `RUST_LOG`             |                   | `info`                    | log filter (tracing `EnvFilter` syntax)   |
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// The share of a key's per-minute limit that may come at once.
     pub rate_limit_burst: f64,
+    /// Whether to `LISTEN` for revocations on PostgreSQL (the revocation log is read either way).
+    pub revocation_listener: bool,
 }
 
 impl Settings {
@@ -80,6 +83,7 @@ impl Settings {
             webhooks: crate::webhooks::DeliverySettings::default(),
             redis_url: None,
             rate_limit_burst: crate::limits::DEFAULT_BURST_SHARE,
+            revocation_listener: true,
         }
     }
 

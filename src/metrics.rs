@@ -139,3 +139,17 @@ impl VerifyMetrics {
         out
     }
 }
+
+/// The shared store's health (`--redis-url`): whether it was reachable at the last operation, and
+/// how many operations fell back to this instance's own counters.
+pub fn render_shared_store(up: bool, fallbacks: u64) -> String {
+    format!(
+        "# HELP bms_shared_store_up Whether the shared store (Redis) answered the last operation.\n\
+         # TYPE bms_shared_store_up gauge\n\
+         bms_shared_store_up {}\n\
+         # HELP bms_shared_store_fallbacks_total Operations counted on this instance alone because the shared store could not be reached.\n\
+         # TYPE bms_shared_store_fallbacks_total counter\n\
+         bms_shared_store_fallbacks_total {fallbacks}\n",
+        u8::from(up)
+    )
+}

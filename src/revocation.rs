@@ -7,7 +7,12 @@
 //! `NOTIFY`, delivered to every instance only if the transaction commits); the console's
 //! `web::session::SignedIn::change_in` (and the command line's `demo`) go through it, and the console
 //! then clears the keys from this instance's cache. No domain function and no handler touches the
-//! cache or `NOTIFY` itself. The other side — each instance's listener — is in `verify::listener`.
+//! cache or `NOTIFY` itself.
+//!
+//! A notification can be lost (a listener's connection dropped at the wrong moment), so the keys are
+//! also appended to `revocation_log`, numbered in commit order: each instance reads what came after
+//! the last number it saw every 250 ms. The other side — each instance's listener and log reader —
+//! is in `verify::listener`.
 
 use diesel::prelude::*;
 
@@ -81,16 +86,62 @@ where
     })
 }
 
-/// Announces, inside the change's transaction, that these keys changed. A no-op on SQLite (one
-/// instance, whose cache the write path clears itself).
+/// Announces, inside the change's transaction, that these keys changed: `NOTIFY` and the log. A
+/// no-op on SQLite (one instance, whose cache the write path clears itself).
 fn publish(conn: &mut DbConn, revoked: &Revoked) -> QueryResult<()> {
-    if let DbConn::Postgres(pg) = conn {
-        for id in revoked.key_ids() {
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<diesel::sql_types::Text, _>(CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(id)
-                .execute(pg)?;
-        }
+    let DbConn::Postgres(pg) = conn else {
+        return Ok(());
+    };
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    // Numbers in commit order: the lock is held until this transaction ends, so a later number is
+    // never visible before an earlier one (readers take no lock and are not held up).
+    diesel::sql_query("LOCK TABLE revocation_log IN EXCLUSIVE MODE").execute(pg)?;
+    let now = db::now();
+    for id in revoked.key_ids() {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+        diesel::sql_query(
+            "INSERT INTO revocation_log (seq, key_id, at) \
+             SELECT COALESCE(MAX(seq), 0) + 1, $1, $2 FROM revocation_log",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .execute(pg)?;
     }
     Ok(())
+}
+
+/// How long the log keeps an entry: far longer than a cache entry lives, so an instance that was
+/// cut off reads everything it missed or finds a gap and clears its cache.
+pub const LOG_KEPT: time::Duration = time::Duration::days(1);
+
+/// The log's entries after `seq`, oldest first (at most `limit`): one read of its primary key.
+pub fn log_after(conn: &mut DbConn, seq: i64, limit: i64) -> QueryResult<Vec<(i64, String)>> {
+    use crate::schema::revocation_log;
+    revocation_log::table
+        .filter(revocation_log::seq.gt(seq))
+        .order(revocation_log::seq)
+        .limit(limit)
+        .select((revocation_log::seq, revocation_log::key_id))
+        .load(conn)
+}
+
+/// The last number in the log (0 when empty).
+pub fn log_head(conn: &mut DbConn) -> QueryResult<i64> {
+    use crate::schema::revocation_log;
+    Ok(revocation_log::table
+        .select(diesel::dsl::max(revocation_log::seq))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0))
+}
+
+/// Drops entries older than `LOG_KEPT` (any instance may; it is idempotent).
+pub fn prune_log(conn: &mut DbConn) -> QueryResult<usize> {
+    use crate::schema::revocation_log;
+    diesel::delete(revocation_log::table.filter(revocation_log::at.lt(db::now() - LOG_KEPT)))
+        .execute(conn)
 }

@@ -160,6 +160,8 @@ impl Application {
         if db::Backend::of_url(&state.settings.database_url) == db::Backend::Postgres {
             crate::verify::listener::spawn_listener(
                 state.settings.database_url.clone(),
+                state.settings.revocation_listener,
+                state.db.pool.clone(),
                 std::sync::Arc::downgrade(&state.verifier),
             );
         }

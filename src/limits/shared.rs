@@ -127,11 +127,21 @@ impl SharedStore {
         }
     }
 
+    /// A new connection with the scripts loaded (pipelines invoke them by hash only; a server that
+    /// restarted has forgotten them, and its connections broke, so every new one loads them).
     fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+        let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
         conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
         conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        self.gcra_add.load(&mut conn)?;
+        self.count_add.load(&mut conn)?;
         Ok(conn)
+    }
+
+    /// Checks that the store answers (the sync loop's turn when there was nothing to send), so that
+    /// its health is known while nobody is counting.
+    pub fn ping(&self) {
+        self.run(|conn| redis::cmd("PING").exec(conn));
     }
 
     fn went_down(&self, e: &redis::RedisError) {
@@ -264,10 +274,19 @@ pub fn spawn_sync(store: Arc<SharedStore>, synced: Synced) {
     let spawned = std::thread::Builder::new()
         .name("bms-shared-limits".to_owned())
         .spawn(move || {
+            let mut idle_turns = 0u32;
             while let (Some(keys), Some(failures)) =
                 (synced.keys.upgrade(), synced.failures.upgrade())
             {
-                sync_once(&store, &keys, &failures, synced.failure_window);
+                if sync_once(&store, &keys, &failures, synced.failure_window) {
+                    idle_turns = 0;
+                } else {
+                    idle_turns += 1;
+                    if idle_turns >= IDLE_PING_TURNS {
+                        idle_turns = 0;
+                        store.ping();
+                    }
+                }
                 drop((keys, failures));
                 std::thread::sleep(SYNC_EVERY);
             }
@@ -277,13 +296,17 @@ pub fn spawn_sync(store: Arc<SharedStore>, synced: Synced) {
     }
 }
 
-/// One turn: send what was counted here, take back every instance's totals.
+/// Turns without anything to send before the loop checks the store's health.
+const IDLE_PING_TURNS: u32 = 10;
+
+/// One turn: send what was counted here, take back every instance's totals. Answers whether there
+/// was anything to send.
 pub fn sync_once(
     store: &SharedStore,
     keys: &KeyLimiter,
     failures: &FailureThrottle<IpAddr>,
     failure_window: Duration,
-) {
+) -> bool {
     let pending = keys.take_pending();
     if let Some(totals) = store.add_key_usage(&pending) {
         for (p, (ahead, day)) in pending.iter().zip(totals) {
@@ -302,4 +325,5 @@ pub fn sync_once(
             }
         }
     }
+    !pending.is_empty() || !counted.is_empty()
 }

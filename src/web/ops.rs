@@ -30,7 +30,7 @@ pub async fn readyz(state: State) -> Result<HttpResponse, AppError> {
 /// `GET /metrics` — Prometheus text: verification outcomes, latency, cache, pool.
 pub async fn prometheus(state: State) -> HttpResponse {
     let pool = state.db.pool.state();
-    let body = state.verifier.metrics.render(
+    let mut body = state.verifier.metrics.render(
         state.verifier.cache.len(),
         (
             pool.connections,
@@ -38,6 +38,12 @@ pub async fn prometheus(state: State) -> HttpResponse {
             state.db.pool.max_size(),
         ),
     );
+    if let Some(store) = &state.shared {
+        body.push_str(&crate::metrics::render_shared_store(
+            store.is_up(),
+            store.fallbacks(),
+        ));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)

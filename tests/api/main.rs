@@ -14,6 +14,7 @@ mod access_codes;
 mod accessibility;
 mod api_keys;
 mod browser;
+mod cluster;
 mod durability;
 mod exposure;
 mod faults;

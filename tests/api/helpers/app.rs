@@ -158,6 +158,19 @@ impl TestApp {
         .await
     }
 
+    /// Another instance on this app's database and key material, with settings adjusted by `adjust`.
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let data_dir = self.state.settings.data_dir.clone();
+        Self::start(
+            self.backend,
+            self.database_url.clone(),
+            data_dir,
+            None,
+            adjust,
+        )
+        .await
+    }
+
     async fn start(
         backend: Backend,
         database_url: String,
