@@ -37,6 +37,8 @@ impl Today {
 
 #[derive(Debug)]
 struct KeyState {
+    /// The limits the key was last admitted under (for the sync loop, which has no grant).
+    limit: RateLimit,
     /// The GCRA arrival time, in microseconds of `KeyLimiter::epoch`.
     tat: i64,
     /// Admitted since the last sync.
@@ -64,8 +66,6 @@ pub struct KeyLimiter {
     epoch: Instant,
     burst_share: f64,
     states: Mutex<HashMap<Arc<str>, KeyState>>,
-    /// The limits each key was last admitted under (for the sync loop, which has no grant).
-    limits: Mutex<HashMap<Arc<str>, RateLimit>>,
 }
 
 impl KeyLimiter {
@@ -74,7 +74,6 @@ impl KeyLimiter {
             epoch: Instant::now(),
             burst_share,
             states: Mutex::new(HashMap::new()),
-            limits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,10 +84,6 @@ impl KeyLimiter {
     fn states(&self) -> MutexGuard<'_, HashMap<Arc<str>, KeyState>> {
         // Only counters are behind this lock: after a panic elsewhere they are still usable.
         self.states.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn limits(&self) -> MutexGuard<'_, HashMap<Arc<str>, RateLimit>> {
-        self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn gcra(&self, per_minute: u32) -> Gcra {
@@ -110,6 +105,7 @@ impl KeyLimiter {
             states.retain(|_, s| s.tat > now || (s.day == today.day && s.day_count > 0));
         }
         let state = states.entry(key.clone()).or_insert(KeyState {
+            limit,
             tat: now,
             minute_pending: 0,
             day: today.day,
@@ -131,15 +127,13 @@ impl KeyLimiter {
             .map(|per_day| u64::from(per_day).saturating_sub(state.day_count));
         let allowed = minute.is_none_or(|(_, a)| a.allowed) && day_left.is_none_or(|left| left > 0);
         if allowed {
+            state.limit = limit;
             state.tat = tat;
             state.day_count += 1;
             state.minute_pending = state.minute_pending.saturating_add(1);
             state.day_pending = state.day_pending.saturating_add(1);
         }
         drop(states);
-        if allowed {
-            self.limits().insert(key.clone(), limit);
-        }
         let seconds =
             |micros: i64| u32::try_from((micros.max(0) + 999_999) / 1_000_000).unwrap_or(u32::MAX);
         let minute_window = minute.map(|(per_minute, a)| Window {
@@ -178,14 +172,13 @@ impl KeyLimiter {
 
     /// What every key admitted since the last call (and zeroes it), for the shared store.
     pub fn take_pending(&self) -> Vec<Pending> {
-        let limits = self.limits().clone();
         let mut states = self.states();
         let mut out = Vec::new();
         for (key, state) in states.iter_mut() {
             if state.minute_pending == 0 && state.day_pending == 0 {
                 continue;
             }
-            let limit = limits.get(key).copied().unwrap_or_default();
+            let limit = state.limit;
             out.push(Pending {
                 key: key.clone(),
                 gcra: limit.per_minute.map(|m| self.gcra(m)),
@@ -201,12 +194,11 @@ impl KeyLimiter {
     /// (every instance's requests), and today's count. What this instance admitted since is added.
     pub fn absorb(&self, key: &str, ahead: Option<i64>, day_total: Option<(i32, u64)>) {
         let now = self.now();
-        let limits = self.limits().get(key).copied().unwrap_or_default();
         let mut states = self.states();
         let Some(state) = states.get_mut(key) else {
             return;
         };
-        if let (Some(ahead), Some(per_minute)) = (ahead, limits.per_minute) {
+        if let (Some(ahead), Some(per_minute)) = (ahead, state.limit.per_minute) {
             let since = i64::from(state.minute_pending) * self.gcra(per_minute).interval;
             state.tat = now + ahead.max(0) + since;
         }

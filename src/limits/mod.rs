@@ -12,9 +12,9 @@ pub mod shared;
 use std::fmt::Write as _;
 
 /// Most requests a minute an owner may set (the verification path does ~100k/s per core).
-pub const MAX_PER_MINUTE: u32 = 1_000_000;
-/// Most requests a day an owner may set.
-pub const MAX_PER_DAY: u32 = 1_000_000_000;
+pub const MAX_PER_MINUTE: u32 = 100_000_000;
+/// Most requests a day an owner may set (fits the stored 32-bit column).
+pub const MAX_PER_DAY: u32 = 2_000_000_000;
 /// The share of the per-minute limit that may come at once, by default.
 pub const DEFAULT_BURST_SHARE: f64 = 0.25;
 
@@ -154,7 +154,7 @@ mod tests {
         assert!(parse_limit("0", MAX_PER_MINUTE).is_err());
         assert!(parse_limit("-5", MAX_PER_MINUTE).is_err());
         assert!(parse_limit("1.5", MAX_PER_MINUTE).is_err());
-        assert!(parse_limit("1000001", MAX_PER_MINUTE).is_err());
+        assert!(parse_limit("100000001", MAX_PER_MINUTE).is_err());
         assert!(parse_limit("99999999999999999999999", MAX_PER_MINUTE).is_err());
     }
 

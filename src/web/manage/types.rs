@@ -36,13 +36,13 @@ pub struct ApiKey {
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Requests per minute (1–1,000,000), a share of them allowed at once; `null`: no limit.
+    /// Requests per minute (1–100,000,000), a share of them allowed at once; `null`: no limit.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub requests_per_minute: Option<u32>,
-    /// Requests per UTC day (1–1,000,000,000); `null`: no limit.
+    /// Requests per UTC day (1–2,000,000,000); `null`: no limit.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[schema(minimum = 1, maximum = 2_000_000_000)]
     pub requests_per_day: Option<u32>,
 }
 

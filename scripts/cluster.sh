@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A bms-keys cluster on this machine: PostgreSQL (the machine's cluster, database bms_cluster), one
+# Redis, three instances of the release build, and nginx in front of them (round robin, the
+# configuration in scripts/cluster/nginx.conf). Prints the URL and the demo users' passwords; Ctrl-C
+# stops everything it started. Needs root for PostgreSQL (scripts/start-test-postgres.sh) and
+# nginx, redis-server (apt-get install nginx redis-server).
+#
+#   scripts/cluster.sh                 # http://127.0.0.1:8080, instances on 8081-8083
+#   BMS_CLUSTER_PORT=9000 scripts/cluster.sh
+#   BMS_CLUSTER_INSTANCES=1 scripts/cluster.sh   # the same, one instance (for comparisons)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port=${BMS_CLUSTER_PORT:-8080}
+instances=${BMS_CLUSTER_INSTANCES:-3}
+redis_port=${BMS_CLUSTER_REDIS_PORT:-$((port + 100))}
+extra=(${BMS_CLUSTER_FLAGS:-})
+for tool in nginx redis-server; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: apt-get install nginx redis-server" >&2; exit 1; }
+done
+
+cargo build --release --locked --quiet
+bin=$PWD/target/release/bms-keys
+run=$(mktemp -d /tmp/bms-cluster.XXXXXX)
+data=${BMS_CLUSTER_DATA:-$PWD/data/cluster}
+mkdir -p "$data"
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping the cluster"
+  [ -f "$run/nginx.pid" ] && kill "$(cat "$run/nginx.pid")" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
+trap stop INT TERM EXIT
+
+wait_for_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1: see $run/*.log" >&2
+  exit 1
+}
+
+echo "== PostgreSQL"
+server_url=$(scripts/start-test-postgres.sh)
+database_url="${server_url%/*}/bms_cluster"
+psql "$server_url" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'bms_cluster'" | grep -q 1 \
+  || psql "$server_url" -qc "CREATE DATABASE bms_cluster"
+
+echo "== Redis on port $redis_port"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >"$run/redis.log" 2>&1 &
+pids+=($!)
+wait_for_port "$redis_port"
+
+common=(--data-dir "$data" --database-url "$database_url")
+echo "== the schema, the key material and the demo users (passwords below)"
+"$bin" "${common[@]}" demo | tee "$run/demo.txt"
+
+upstreams=""
+for i in $(seq 1 "$instances"); do
+  p=$((port + i))
+  echo "== instance $i on port $p"
+  RUST_LOG=${RUST_LOG:-warn} "$bin" "${common[@]}" serve --bind "127.0.0.1:$p" \
+    --redis-url "redis://127.0.0.1:$redis_port/" --trusted-proxies 127.0.0.1 \
+    --public-url "http://127.0.0.1:$port" "${extra[@]}" >"$run/instance-$i.log" 2>&1 &
+  pids+=($!)
+  upstreams+="    server 127.0.0.1:$p;"$'\n'
+done
+for i in $(seq 1 "$instances"); do wait_for_port $((port + i)); done
+
+echo "== nginx on port $port"
+awk -v dir="$run" -v port="$port" -v ups="$upstreams" -v workers="${BMS_CLUSTER_NGINX_WORKERS:-1}" '
+  { gsub("@DIR@", dir); gsub("@PORT@", port); gsub("@WORKERS@", workers) }
+  /@UPSTREAMS@/ { printf "%s", ups; next }
+  { print }' scripts/cluster/nginx.conf >"$run/nginx.conf"
+nginx -p "$run" -e "$run/error.log" -c "$run/nginx.conf" &
+pids+=($!)
+wait_for_port "$port"
+
+echo
+echo "bms-keys cluster: http://127.0.0.1:$port  ($instances instances, logs in $run). Ctrl-C stops it."
+wait
