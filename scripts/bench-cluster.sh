@@ -78,7 +78,7 @@ nginx_conf() { # dir, port, upstream ports…
   for p in "$@"; do ups+="    server 127.0.0.1:$p;"$'\n'; done
   mkdir -p "$dir"
   awk -v dir="$dir" -v port="$port" -v ups="$ups" '
-    { gsub("@DIR@", dir); gsub("@PORT@", port); gsub("@WORKERS@", "1") }
+    { gsub("@DIR@", dir); gsub("@PORT@", port) }
     /@UPSTREAMS@/ { printf "%s", ups; next }
     { print }' scripts/cluster/nginx.conf >"$dir/nginx.conf"
   nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
@@ -93,6 +93,9 @@ for port in 18701 18702 18711 18713; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $secret" "http://127.0.0.1:$port$path")
   [ "$code" = 200 ] || { echo "port $port answered $code"; exit 1; }
 done
+# The limiter is on the measured path: the answer reports the key's limit.
+curl -si -H "x-api-key: $secret" "http://127.0.0.1:18702$path" | grep -qi '^ratelimit-policy: "minute";q=100000000' \
+  || { echo "the benchmark key has no rate limit: the limiter would not be measured"; exit 1; }
 
 run() { # label, port, taskset cores for wrk
   local out

@@ -73,8 +73,8 @@ done
 for i in $(seq 1 "$instances"); do wait_for_port $((port + i)); done
 
 echo "== nginx on port $port"
-awk -v dir="$run" -v port="$port" -v ups="$upstreams" -v workers="${BMS_CLUSTER_NGINX_WORKERS:-1}" '
-  { gsub("@DIR@", dir); gsub("@PORT@", port); gsub("@WORKERS@", workers) }
+awk -v dir="$run" -v port="$port" -v ups="$upstreams" '
+  { gsub("@DIR@", dir); gsub("@PORT@", port) }
   /@UPSTREAMS@/ { printf "%s", ups; next }
   { print }' scripts/cluster/nginx.conf >"$run/nginx.conf"
 nginx -p "$run" -e "$run/error.log" -c "$run/nginx.conf" &

@@ -46,11 +46,11 @@ pub enum StartupError {
     SharedStore(String),
 }
 
-/// Opens the database named by the settings (creating the data directory for the default SQLite file)
-/// and brings its schema up to date.
+/// Opens the database named by the settings (creating the data directory, which holds the key material
+/// on either backend and the SQLite file) and brings its schema up to date.
 pub fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
+    create_private_dir(&settings.data_dir)?;
     if db::Backend::of_url(&settings.database_url) == db::Backend::Sqlite {
-        create_private_dir(&settings.data_dir)?;
         if let Some(parent) = std::path::Path::new(&settings.database_url).parent()
             && !parent.as_os_str().is_empty()
         {

@@ -178,6 +178,7 @@ impl SharedThrottle {
 
     pub fn record_failure(&self, store: Option<&crate::limits::shared::SharedStore>, key: &str) {
         self.local.record_failure(key);
+        // Sent to the store right here, never by a sync loop: nothing is left pending.
         self.local.take_pending();
         if let Some(store) = store {
             store.add_failures(self.scope, &[(key.to_owned(), 1)], self.local.window);

@@ -149,7 +149,6 @@ impl Cluster {
         .unwrap()
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())
-        .replace("@WORKERS@", "1")
         .replace("@UPSTREAMS@", upstreams.trim_end());
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
