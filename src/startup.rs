@@ -50,12 +50,11 @@ pub enum StartupError {
 /// on either backend and the SQLite file) and brings its schema up to date.
 pub fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
     create_private_dir(&settings.data_dir)?;
-    if db::Backend::of_url(&settings.database_url) == db::Backend::Sqlite {
-        if let Some(parent) = std::path::Path::new(&settings.database_url).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            create_private_dir(parent)?;
-        }
+    if db::Backend::of_url(&settings.database_url) == db::Backend::Sqlite
+        && let Some(parent) = std::path::Path::new(&settings.database_url).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_private_dir(parent)?;
     }
     let pool = db::connect(&settings.database_url)?;
     let mut conn = pool.get().map_err(db::SetupError::from)?;
