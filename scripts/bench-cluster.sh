@@ -32,14 +32,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_for_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  exit 1
-}
+source scripts/cluster/lib.sh
 
 server_url=$(scripts/start-test-postgres.sh)
 database_url="${server_url%/*}/bms_bench_cluster"
@@ -72,21 +65,10 @@ start 18703 "${redis[@]}"
 start 18704 "${redis[@]}"
 for p in 18701 18702 18703 18704; do wait_for_port $p; done
 
-nginx_conf() { # dir, port, upstream ports…
-  local dir=$1 port=$2; shift 2
-  local ups=""
-  for p in "$@"; do ups+="    server 127.0.0.1:$p;"$'\n'; done
-  mkdir -p "$dir"
-  awk -v dir="$dir" -v port="$port" -v ups="$ups" '
-    { gsub("@DIR@", dir); gsub("@PORT@", port) }
-    /@UPSTREAMS@/ { printf "%s", ups; next }
-    { print }' scripts/cluster/nginx.conf >"$dir/nginx.conf"
-  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
-  pids+=($!)
-  wait_for_port "$port"
-}
-nginx_conf "$work/lb1" 18711 18702
-nginx_conf "$work/lb3" 18713 18702 18703 18704
+start_nginx "$work/lb1" 18711 18702
+pids+=("$nginx_pid")
+start_nginx "$work/lb3" 18713 18702 18703 18704
+pids+=("$nginx_pid")
 
 path="/api/v1/accounts/$account/ping"
 for port in 18701 18702 18711 18713; do

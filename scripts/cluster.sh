@@ -29,21 +29,13 @@ stop() {
   trap - INT TERM EXIT
   echo
   echo "stopping the cluster"
-  [ -f "$run/nginx.pid" ] && kill "$(cat "$run/nginx.pid")" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$run"
 }
 trap stop INT TERM EXIT
 
-wait_for_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1: see $run/*.log" >&2
-  exit 1
-}
+source scripts/cluster/lib.sh
 
 echo "== PostgreSQL"
 server_url=$(scripts/start-test-postgres.sh)
@@ -60,7 +52,7 @@ common=(--data-dir "$data" --database-url "$database_url")
 echo "== the schema, the key material and the demo users (passwords below)"
 "$bin" "${common[@]}" demo | tee "$run/demo.txt"
 
-upstreams=""
+ports=()
 for i in $(seq 1 "$instances"); do
   p=$((port + i))
   echo "== instance $i on port $p"
@@ -68,18 +60,13 @@ for i in $(seq 1 "$instances"); do
     --redis-url "redis://127.0.0.1:$redis_port/" --trusted-proxies 127.0.0.1 \
     --public-url "http://127.0.0.1:$port" "${extra[@]}" >"$run/instance-$i.log" 2>&1 &
   pids+=($!)
-  upstreams+="    server 127.0.0.1:$p;"$'\n'
+  ports+=("$p")
 done
 for i in $(seq 1 "$instances"); do wait_for_port $((port + i)); done
 
 echo "== nginx on port $port"
-awk -v dir="$run" -v port="$port" -v ups="$upstreams" '
-  { gsub("@DIR@", dir); gsub("@PORT@", port) }
-  /@UPSTREAMS@/ { printf "%s", ups; next }
-  { print }' scripts/cluster/nginx.conf >"$run/nginx.conf"
-nginx -p "$run" -e "$run/error.log" -c "$run/nginx.conf" &
-pids+=($!)
-wait_for_port "$port"
+start_nginx "$run" "$port" "${ports[@]}"
+pids+=("$nginx_pid")
 
 echo
 echo "bms-keys cluster: http://127.0.0.1:$port  ($instances instances, logs in $run). Ctrl-C stops it."

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 
 use crate::helpers::{
-    Backend, Browser, PASSWORD, TestApp, free_port, key_with_code, serve_with_cli,
+    Backend, Browser, PASSWORD, TestApp, free_port, key_with_code, serve_with_cli, wait_for_port,
 };
 use crate::paths;
 
@@ -65,17 +65,6 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -314,7 +303,6 @@ cluster_test! {
         let (owner, acc) = cluster.app.signed_in_owner("ana@example.com", "Shop").await;
         let (key, code, secret) = key_with_code(&owner, &acc, "Reader", &["ads.read"]).await;
         let rounds: usize = std::env::var("BMS_CLUSTER_REVOCATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
-        let toggle = paths::code_enabled(&acc, &key, &code);
         let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
         let urls: Vec<String> = (0..INSTANCES).map(|i| format!("{}/api/v1/accounts/{acc}/ping", cluster.instance(i))).collect();
         for killing in [false, true] {
@@ -330,8 +318,7 @@ cluster_test! {
                     wait_for_status(url, &secret, 200).await;
                 }
                 // …the console disables it, and from its answer on, each instance is timed.
-                let res = owner.post_form(&toggle, &[("csrf_token", &csrf), ("enabled", "false")]).await;
-                assert_eq!(res.status, StatusCode::SEE_OTHER);
+                owner.set_code_enabled(&acc, &key, &code, &csrf, false).await;
                 let answered = Instant::now();
                 let secret = secret.as_str();
                 let refused = futures_util::future::join_all(urls.iter().map(|url| async move {
@@ -340,8 +327,7 @@ cluster_test! {
                 }))
                 .await;
                 latencies.extend(refused);
-                let res = owner.post_form(&toggle, &[("csrf_token", &csrf), ("enabled", "true")]).await;
-                assert_eq!(res.status, StatusCode::SEE_OTHER);
+                owner.set_code_enabled(&acc, &key, &code, &csrf, true).await;
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let killed = killer.map(|k| k.join().unwrap()).unwrap_or(0);
@@ -470,13 +456,9 @@ async fn the_revocation_log_alone_reaches_an_instance_that_does_not_listen() {
     let url = format!("{}/api/v1/accounts/{acc}/ping", deaf.address);
     wait_for_status(&url, &secret, 200).await;
     let csrf = owner.csrf_token_of(&paths::keys(&acc)).await;
-    let res = owner
-        .post_form(
-            &paths::code_enabled(&acc, &key, &code),
-            &[("csrf_token", &csrf), ("enabled", "false")],
-        )
+    owner
+        .set_code_enabled(&acc, &key, &code, &csrf, false)
         .await;
-    assert_eq!(res.status, StatusCode::SEE_OTHER);
     let answered = Instant::now();
     wait_for_status(&url, &secret, 401).await;
     let took = answered.elapsed();

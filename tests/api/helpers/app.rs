@@ -147,15 +147,7 @@ impl TestApp {
 
     /// A second instance on this app's database and key material (as behind a load balancer).
     pub async fn second_instance(&self) -> TestApp {
-        let data_dir = self.state.settings.data_dir.clone();
-        Self::start(
-            self.backend,
-            self.database_url.clone(),
-            data_dir,
-            None,
-            |_| {},
-        )
-        .await
+        self.another_instance(|_| {}).await
     }
 
     /// Another instance on this app's database and key material, with settings adjusted by `adjust`.

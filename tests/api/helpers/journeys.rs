@@ -132,6 +132,30 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Disables or enables a code through its switch on the Access Codes tab (`csrf` from any page
+    /// of the account), asserting the console accepted it.
+    pub async fn set_code_enabled(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        code_id: &str,
+        csrf: &str,
+        enabled: bool,
+    ) {
+        let res = self
+            .post_form(
+                &paths::code_enabled(account_id, key_id, code_id),
+                &[
+                    ("csrf_token", csrf),
+                    ("enabled", if enabled { "true" } else { "false" }),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    }
+}
+
 /// A key with the given policies and one access code: (key id, code id, secret).
 pub async fn key_with_code(
     browser: &Browser,

@@ -38,13 +38,18 @@ pub fn serve_with_cli(data_dir: &Path, port: u16, extra: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start bms-keys");
+    wait_for_port(port, "the server");
+    child
+}
+
+/// Returns once something accepts connections on the loopback port (at most 20 seconds).
+pub fn wait_for_port(port: u16, what: &str) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the server did not start"
+            "{what} did not start"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    child
 }
