@@ -3,8 +3,9 @@
 //! Read top to bottom: the path is canonical (checked by the caller, and typed so) → the secret's
 //! format and checksum → its digest → the cache (the database only on a miss) → enabled, not expired
 //! → the target account is the key's own (its policies) or links the key (the link's policies) → a
-//! rule allows method and path → the deciding key's rate limit (`crate::limits`) has room. A warm request never leaves the async worker: no pool checkout, no
-//! blocking call, no log line, no write (usage is counted in memory and flushed in batches).
+//! rule allows method and path → the deciding key's rate limit (`crate::limits`) has room. A warm
+//! request never leaves the async worker: no pool checkout, no blocking call, no log line, no write
+//! (usage and rate limits are counted in memory; usage is flushed, limits synced, in batches).
 //!
 //! The failure limiter protects the database, not the door: a client with too many failed
 //! verifications in a minute is still answered from the cache (a valid code it used before verifies,
