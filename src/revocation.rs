@@ -24,7 +24,12 @@ pub const CHANNEL: &str = "bms_keys_changes";
 /// The keys (own keys and links) whose cached verification decisions a change made stale.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use = "what a change revoked must reach the verifiers: return it to the write path"]
-pub struct Revoked(Vec<String>);
+pub struct Revoked {
+    keys: Vec<String>,
+    /// The numbers the change's entries got in the revocation log (PostgreSQL): the instance that
+    /// made the change has cleared its cache already, and its log reader skips them.
+    logged: Vec<i64>,
+}
 
 impl Revoked {
     /// Nothing cached depends on the change (a new key, a description, an audit-only read).
@@ -33,15 +38,23 @@ impl Revoked {
     }
 
     pub fn keys<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(ids.into_iter().map(str::to_owned).collect())
+        Self {
+            keys: ids.into_iter().map(str::to_owned).collect(),
+            logged: Vec::new(),
+        }
     }
 
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.keys.iter().map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.keys.is_empty()
+    }
+
+    /// The log numbers of this change's entries (none before the commit, or on SQLite).
+    pub fn logged(&self) -> &[i64] {
+        &self.logged
     }
 }
 
@@ -80,15 +93,15 @@ where
     E: From<diesel::result::Error>,
 {
     db::write_transaction(conn, |conn| {
-        let changed = change(conn)?;
-        publish(conn, &changed.revoked)?;
+        let mut changed = change(conn)?;
+        publish(conn, &mut changed.revoked)?;
         Ok(changed)
     })
 }
 
 /// Announces, inside the change's transaction, that these keys changed: `NOTIFY` and the log. A
 /// no-op on SQLite (one instance, whose cache the write path clears itself).
-fn publish(conn: &mut DbConn, revoked: &Revoked) -> QueryResult<()> {
+fn publish(conn: &mut DbConn, revoked: &mut Revoked) -> QueryResult<()> {
     let DbConn::Postgres(pg) = conn else {
         return Ok(());
     };
@@ -99,19 +112,28 @@ fn publish(conn: &mut DbConn, revoked: &Revoked) -> QueryResult<()> {
     // never visible before an earlier one (readers take no lock and are not held up).
     diesel::sql_query("LOCK TABLE revocation_log IN EXCLUSIVE MODE").execute(pg)?;
     let now = db::now();
+    let mut seq = {
+        use crate::schema::revocation_log;
+        revocation_log::table
+            .select(diesel::dsl::max(revocation_log::seq))
+            .first::<Option<i64>>(pg)?
+            .unwrap_or(0)
+    };
+    let mut logged = Vec::with_capacity(revoked.keys.len());
     for id in revoked.key_ids() {
         diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<diesel::sql_types::Text, _>(CHANNEL)
             .bind::<diesel::sql_types::Text, _>(id)
             .execute(pg)?;
-        diesel::sql_query(
-            "INSERT INTO revocation_log (seq, key_id, at) \
-             SELECT COALESCE(MAX(seq), 0) + 1, $1, $2 FROM revocation_log",
-        )
-        .bind::<diesel::sql_types::Text, _>(id)
-        .bind::<diesel::sql_types::Timestamp, _>(now)
-        .execute(pg)?;
+        seq += 1;
+        diesel::sql_query("INSERT INTO revocation_log (seq, key_id, at) VALUES ($1, $2, $3)")
+            .bind::<diesel::sql_types::BigInt, _>(seq)
+            .bind::<diesel::sql_types::Text, _>(id)
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .execute(pg)?;
+        logged.push(seq);
     }
+    revoked.logged = logged;
     Ok(())
 }
 

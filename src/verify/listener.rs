@@ -165,11 +165,23 @@ fn apply(verifier: &Verifier, seq: i64, entries: &[(i64, String)]) -> i64 {
         return seq;
     };
     let behind = i64::try_from(entries.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
+    let last = entries.last().map_or(seq, |(last, _)| *last);
+    let mut own = verifier.own_log_entries();
     if *first != seq + 1 || behind {
+        own.clear();
+        drop(own);
         tracing::warn!("revocation log: entries missed, clearing the cache");
         verifier.cache.clear();
-    } else {
-        verifier.forget(&Revoked::keys(entries.iter().map(|(_, k)| k.as_str())));
+        return last;
     }
-    entries.last().map_or(seq, |(last, _)| *last)
+    // This instance's own changes were applied when they were made.
+    let others: Vec<&str> = entries
+        .iter()
+        .filter(|(n, _)| !own.remove(n))
+        .map(|(_, k)| k.as_str())
+        .collect();
+    own.retain(|n| *n > last);
+    drop(own);
+    verifier.forget(&Revoked::keys(others));
+    last
 }

@@ -264,6 +264,7 @@ pub struct Verifier {
     pub failures: Arc<FailureThrottle<IpAddr>>,
     /// Requests per key with a rate limit (shared likewise).
     pub limiter: Arc<KeyLimiter>,
+    own_log_entries: std::sync::Mutex<std::collections::BTreeSet<i64>>,
     /// One lookup at a time for every client over its failure limit together.
     slow_lane: tokio::sync::Semaphore,
     /// Every active policy's rules, to name the policies that would allow a refused request.
@@ -286,6 +287,7 @@ impl Verifier {
             metrics: VerifyMetrics::default(),
             failures: Arc::new(FailureThrottle::new(failures_per_minute, FAILURE_WINDOW)),
             limiter: Arc::new(KeyLimiter::new(burst_share)),
+            own_log_entries: std::sync::Mutex::default(),
             slow_lane: tokio::sync::Semaphore::new(1),
             catalogue_rules,
         }
@@ -495,5 +497,21 @@ impl Verifier {
         for id in revoked.key_ids() {
             self.cache.invalidate_key(id);
         }
+        if !revoked.logged().is_empty() {
+            let mut own = self.own_log_entries();
+            if own.len() > 10_000 {
+                // The log reader is not reading: it will clear the cache on its return anyway.
+                own.clear();
+            }
+            own.extend(revoked.logged());
+        }
+    }
+
+    /// Revocation-log entries this instance wrote (and so applied) itself, until the log reader
+    /// passes them: it skips them rather than clearing fresh cache entries a second time.
+    pub fn own_log_entries(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<i64>> {
+        self.own_log_entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
