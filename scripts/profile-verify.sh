@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Where the verification path's time goes: the release server (one worker, CPU 1) under the same wrk
+# load as scripts/bench-verify.sh (a valid code on the ping API, wrk -t1 -c64 on CPU 0), sampled by
+# `perf record -e cpu-clock -g` (a software clock: hardware counters are not available on every
+# machine), then the split by binary (kernel, bms-keys, libc) and the top user-space frames.
+#
+#   scripts/profile-verify.sh [seconds]    (default 8; needs root for apt when perf/wrk are missing)
+#   BMS_BIN=path/to/bms-keys scripts/profile-verify.sh      (profile another build)
+#
+# The samples stay in target/profile/perf.data for `perf report -i … --children` or a flame graph
+# (`perf script | inferno-collapse-perf | inferno-flamegraph`, from crates.io's inferno).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-8}
+need=()
+command -v perf >/dev/null || need+=(linux-perf)
+command -v wrk >/dev/null || need+=(wrk)
+if ((${#need[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -z "${BMS_BIN:-}" ]; then cargo build --release --locked --quiet; fi
+bin=${BMS_BIN:-target/release/bms-keys}
+out=target/profile
+work=$(mktemp -d)
+mkdir -p "$out"
+cleanup() {
+  [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin" --data-dir "$work" demo >"$work/demo.txt"
+secret=$(grep -Eo 'bms_[A-Za-z0-9]{46}' "$work/demo.txt" | head -n 1)
+account=$(grep -Eo 'accounts/acc_[A-Za-z0-9]{16}' "$work/demo.txt" | head -n 1 | cut -d/ -f2)
+port=18790
+RUST_LOG=warn taskset -c 1 "$bin" --data-dir "$work" serve --bind "127.0.0.1:$port" --workers 1 >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
+
+url="http://127.0.0.1:$port/api/v1/accounts/$account/ping"
+taskset -c 0 wrk -t1 -c64 -d"$((seconds + 4))s" -H "x-api-key: $secret" "$url" >"$work/wrk.txt" &
+wrk_pid=$!
+sleep 2
+perf record -q -e cpu-clock -F 1999 -g -p "$server" -o "$out/perf.data" -- sleep "$seconds" 2>/dev/null
+wait "$wrk_pid"
+echo "load: $(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt") req/s while sampled"
+echo "== by binary"
+perf report -i "$out/perf.data" --no-children --sort dso --stdio 2>/dev/null | awk '/^ +[0-9]/ {print "  " $1, $2}' | head -6
+echo "== top user-space frames (self time)"
+perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
+  | awk '/^ +[0-9].*\[\.\]/ { pct = $1; sub(/^ +[0-9.]+% +\[\.\] +/, ""); sub(/ +- +- *$/, ""); printf "  %6s  %s\n", pct, substr($0, 1, 110) }' | head -25
