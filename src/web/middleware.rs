@@ -242,11 +242,29 @@ pub async fn flash_messages(
 }
 
 /// The headers of every API and verification response: no referrer, no sniffing, no caching.
+const API_HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+/// The API headers as a middleware, for the verification endpoints' scope.
 pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::CACHE_CONTROL, "no-store"))
+    API_HEADERS
+        .into_iter()
+        .fold(actix_web::middleware::DefaultHeaders::new(), |d, h| {
+            d.add(h)
+        })
+}
+
+/// The API headers written straight into an answer (where one is missing): the BMS APIs' hot path
+/// does this itself rather than through a middleware layer around every request.
+pub fn add_api_headers(headers: &mut actix_web::http::header::HeaderMap) {
+    for (name, value) in API_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, header::HeaderValue::from_static(value));
+        }
+    }
 }
 
 #[cfg(test)]

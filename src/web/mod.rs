@@ -40,9 +40,8 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::middleware::from_fn;
     cfg.service(
-        web::scope("/api/v1/accounts")
-            .wrap(middleware::api_headers())
-            .default_service(web::to(bms_api::dispatch)),
+        // No middleware: the dispatcher writes the API headers into every answer itself.
+        web::scope("/api/v1/accounts").default_service(web::to(bms_api::dispatch)),
     )
     .service(
         web::scope("/v1")
