@@ -84,7 +84,7 @@ async fn route(
         return Ok(crate::web::errors::json_not_found().await);
     }
     if crate::web::manage::is_management(api) {
-        return crate::web::manage::dispatch(&req, payload, state, path, account).await;
+        return crate::web::manage::dispatch(req, payload, state, path, account).await;
     }
     let requirement = match (req.method().as_str(), api) {
         ("GET", "ping") => Requirement::ReachOnly,
@@ -99,7 +99,7 @@ async fn route(
         }
         _ => return Ok(crate::web::errors::json_not_found().await),
     };
-    let grant = verify_request(&req, path, account, requirement).await?;
+    let grant = verify_request(req, path, account, requirement).await?;
     let rate = grant.rate;
     let answer = match (req.method().as_str(), api) {
         ("GET", "ping") => Ok(ping(grant)),
@@ -109,7 +109,7 @@ async fn route(
             // This scope has no body middleware (the hot path has no body): the same deadline here.
             match read_within(payload.into_inner(), state.settings.body_timeout).await {
                 Ok(bytes) => {
-                    match web::Json::<NewAd>::from_request(&req, &mut Payload::from(bytes)).await {
+                    match web::Json::<NewAd>::from_request(req, &mut Payload::from(bytes)).await {
                         Ok(body) => create_ad(state, grant, body.into_inner()).await,
                         Err(e) => Err(e),
                     }
