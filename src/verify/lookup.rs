@@ -1,6 +1,6 @@
 //! The cold path: everything an access code grants, read from the database by the code's digest.
-//! Three indexed queries: the code and its key, the accounts that link the key, and the policies of
-//! the key and of those links.
+//! Three indexed queries in one snapshot: the code and its key, the accounts that link the key, and
+//! the policies of the key and of those links.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +14,20 @@ use crate::policies::Rule;
 use crate::schema::{access_codes, api_key_policies, api_keys, policies};
 use crate::verify::cache::{CodeEntry, LinkGrant, PolicySet};
 
-/// The entry for the code with this digest, or `None` when no code has it.
+/// The entry for the code with this digest, or `None` when no code has it. The three reads see one
+/// snapshot (on PostgreSQL a repeatable-read, read-only transaction; SQLite's transaction is one
+/// already): a lookup racing a key's deletion must not see the code but not its policies.
 pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEntry>> {
+    conn.transaction(|conn| {
+        if let DbConn::Postgres(pg) = conn {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(pg)?;
+        }
+        read_entry(conn, digest)
+    })
+}
+
+fn read_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEntry>> {
     type Found = (
         String,
         String,
