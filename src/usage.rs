@@ -15,14 +15,22 @@ use crate::verify::Grant;
 /// How often pending usage is written.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What requests are counted by: the key whose policies decided, the account acted on, the day.
-type CountKey = (Arc<str>, Arc<str>, Date);
+/// One key's requests on one account and day, and the last one's time.
+#[derive(Debug, Clone)]
+struct Count {
+    account: Arc<str>,
+    day: Date,
+    requests: i64,
+    last: PrimitiveDateTime,
+}
 
 /// Usage not yet written.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// Requests, and the last one's time, by (key whose policies decided, account acted on, day).
-    counts: HashMap<CountKey, (i64, PrimitiveDateTime)>,
+    /// Requests by the key whose policies decided, then by account acted on and day (a key acts on
+    /// one or a few accounts: a short list). Looked up by the key's id as a `&str`, so counting a
+    /// request clones nothing.
+    counts: HashMap<Arc<str>, Vec<Count>>,
     /// The last request of each access code. The code's own key is "used" then too (for a linked
     /// key, the link is in `counts`).
     codes_used: HashMap<Arc<str>, PrimitiveDateTime>,
@@ -42,17 +50,33 @@ pub struct UsageRecorder {
 impl UsageRecorder {
     /// Counts one allowed request, made at `now`.
     pub fn record(&self, grant: &Grant, now: PrimitiveDateTime) {
+        let day = now.date();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let count = pending
-            .counts
-            .entry((
-                grant.api_key_id.clone(),
-                grant.account_id.clone(),
-                now.date(),
-            ))
-            .or_insert((0, now));
-        *count = (count.0 + 1, now);
-        pending.codes_used.insert(grant.access_code_id.clone(), now);
+        let counts = match pending.counts.get_mut(&*grant.api_key_id) {
+            Some(counts) => counts,
+            None => pending.counts.entry(grant.api_key_id.clone()).or_default(),
+        };
+        match counts
+            .iter_mut()
+            .find(|c| c.day == day && c.account == grant.account_id)
+        {
+            Some(count) => {
+                count.requests += 1;
+                count.last = now;
+            }
+            None => counts.push(Count {
+                account: grant.account_id.clone(),
+                day,
+                requests: 1,
+                last: now,
+            }),
+        }
+        match pending.codes_used.get_mut(&*grant.access_code_id) {
+            Some(last) => *last = now,
+            None => {
+                pending.codes_used.insert(grant.access_code_id.clone(), now);
+            }
+        }
     }
 
     /// Takes what is pending, leaving an empty batch.
@@ -63,9 +87,17 @@ impl UsageRecorder {
     /// Puts back a batch that could not be written (the database was away), to try again later.
     pub fn restore(&self, batch: Pending) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, (n, at)) in batch.counts {
-            let count = pending.counts.entry(k).or_insert((0, at));
-            count.0 += n;
+        for (key, restored) in batch.counts {
+            let counts = pending.counts.entry(key).or_default();
+            for r in restored {
+                match counts
+                    .iter_mut()
+                    .find(|c| c.day == r.day && c.account == r.account)
+                {
+                    Some(c) => c.requests += r.requests,
+                    None => counts.push(r),
+                }
+            }
         }
         for (k, t) in batch.codes_used {
             pending.codes_used.entry(k).or_insert(t);
@@ -112,11 +144,15 @@ fn add_requests(
 /// Writes a batch in one transaction.
 pub fn flush(conn: &mut DbConn, batch: &Pending) -> QueryResult<()> {
     db::write_transaction(conn, |conn| {
-        for ((key, account, day), (n, at)) in &batch.counts {
-            add_requests(conn, key, account, *day, *n)?;
-            diesel::update(api_keys::table.find(&**key))
-                .set(api_keys::last_used_at.eq(at))
-                .execute(conn)?;
+        for (key, counts) in &batch.counts {
+            for c in counts {
+                add_requests(conn, key, &c.account, c.day, c.requests)?;
+            }
+            if let Some(last) = counts.iter().map(|c| c.last).max() {
+                diesel::update(api_keys::table.find(&**key))
+                    .set(api_keys::last_used_at.eq(last))
+                    .execute(conn)?;
+            }
         }
         for (code, at) in &batch.codes_used {
             diesel::update(access_codes::table.find(&**code))
