@@ -183,8 +183,38 @@ impl ResponseError for ApiRefusal {
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.problem().respond_with(self.builder())
+        match fixed_body(&self.0) {
+            Some(body) => self.builder().content_type(PROBLEM_JSON).body(body),
+            None => self.problem().respond_with(self.builder()),
+        }
     }
+}
+
+/// The problem document of a refusal whose answer never varies (missing, malformed, unknown,
+/// disabled, expired, no access), rendered once: these are what a flood of bad codes is answered
+/// with, so they cost no serialisation per request.
+fn fixed_body(refusal: &Refusal) -> Option<actix_web::web::Bytes> {
+    use std::sync::OnceLock;
+    const FIXED: [Refusal; 6] = [
+        Refusal::Missing,
+        Refusal::Malformed,
+        Refusal::Unknown,
+        Refusal::Disabled,
+        Refusal::Expired,
+        Refusal::NoAccess,
+    ];
+    static BODIES: OnceLock<Vec<actix_web::web::Bytes>> = OnceLock::new();
+    let i = FIXED.iter().position(|f| f == refusal)?;
+    let bodies = BODIES.get_or_init(|| {
+        FIXED
+            .iter()
+            .map(|r| {
+                let problem = ApiRefusal(r.clone()).problem();
+                actix_web::web::Bytes::from(serde_json::to_vec(&problem).unwrap_or_default())
+            })
+            .collect()
+    });
+    bodies.get(i).cloned()
 }
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields for a key with limits.
@@ -223,4 +253,24 @@ pub fn conflicting_keys() -> Problem {
         "conflicting_keys",
         "The request carries two different access codes (in the x-api-key header and the apiKey query parameter, or one of them twice). Send one.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_bodies_are_the_problems_they_stand_for() {
+        for refusal in [Refusal::Missing, Refusal::Malformed, Refusal::NoAccess] {
+            let fixed = fixed_body(&refusal).expect("a fixed body");
+            let rendered = serde_json::to_vec(&ApiRefusal(refusal).problem()).unwrap();
+            assert_eq!(&fixed[..], &rendered[..]);
+        }
+        assert!(
+            fixed_body(&Refusal::NotAllowed {
+                would_allow: vec![]
+            })
+            .is_none()
+        );
+    }
 }
