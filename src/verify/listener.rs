@@ -3,7 +3,9 @@
 //!
 //! - The **listener** (`LISTEN`, its own connection) hears the key ids that the write path sends with
 //!   `NOTIFY` inside the change's transaction, and forgets them within `NOTIFY_POLL` of the commit. On
-//!   a reconnect it clears the whole cache, since notifications may have been missed.
+//!   a reconnect it clears the whole cache, since notifications may have been missed (not on its
+//!   first connection: the log reader covers the moments before it, and a cache filled by the first
+//!   requests must not be thrown away by a listener that happened to connect after them).
 //! - The **log reader** (a pooled connection) reads `revocation_log` after the last number it saw
 //!   every `LOG_POLL`: one primary-key read. It catches whatever the listener missed (a connection
 //!   killed between a commit and its delivery) within that period, so revocation never rests on a
@@ -37,6 +39,11 @@ pub const LISTENER_NAME: &str = "bms-keys-revocation-listener";
 /// Starts the log reader, and the listener unless `listen` is off, for a PostgreSQL database. Both
 /// stop by themselves once the verifier is dropped (the server has shut down).
 pub fn spawn_listener(database_url: String, listen: bool, pool: Pool, verifier: Weak<Verifier>) {
+    // Where the log stands before the first request is served: every entry after it is read.
+    let head = pool
+        .get_timeout(Duration::from_secs(1))
+        .ok()
+        .and_then(|mut conn| revocation::log_head(&mut conn).ok());
     if listen {
         let listener_verifier = verifier.clone();
         let url = with_application_name(&database_url);
@@ -49,7 +56,7 @@ pub fn spawn_listener(database_url: String, listen: bool, pool: Pool, verifier: 
     }
     let spawned = std::thread::Builder::new()
         .name("bms-revocation-log".to_owned())
-        .spawn(move || read_log(&pool, &verifier));
+        .spawn(move || read_log(&pool, &verifier, head));
     if let Err(e) = spawned {
         tracing::error!("cannot start the revocation log reader: {e}");
     }
@@ -62,14 +69,17 @@ fn with_application_name(url: &str) -> String {
 }
 
 fn listen(url: &str, verifier: &Weak<Verifier>) {
+    let mut first = true;
     while verifier.strong_count() > 0 {
         match diesel::PgConnection::establish(url) {
             Ok(mut conn) => {
                 if let Err(e) = diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn) {
                     tracing::warn!("revocation listener cannot LISTEN: {e}");
                 } else if let Some(v) = verifier.upgrade() {
-                    // Changes may have happened while we were not listening.
-                    v.cache.clear();
+                    if !std::mem::take(&mut first) {
+                        // Changes may have happened while we were not listening.
+                        v.cache.clear();
+                    }
                     drop(v);
                     poll(&mut conn, verifier);
                 }
@@ -110,10 +120,11 @@ fn poll(conn: &mut diesel::PgConnection, verifier: &Weak<Verifier>) {
     }
 }
 
-/// Reads the revocation log every `LOG_POLL` until the verifier is gone.
-fn read_log(pool: &Pool, verifier: &Weak<Verifier>) {
-    // Where the log stands now: this instance's cache is empty, nothing before it matters.
-    let mut last: Option<i64> = None;
+/// Reads the revocation log after `head` every `LOG_POLL` until the verifier is gone.
+fn read_log(pool: &Pool, verifier: &Weak<Verifier>, head: Option<i64>) {
+    // Unknown when the database could not be read at the start: the first read takes the head and
+    // clears the cache, since entries before it may concern what the cache holds.
+    let mut last = head;
     let mut pruned = Instant::now();
     let mut failing = false;
     while verifier.strong_count() > 0 {
@@ -124,6 +135,9 @@ fn read_log(pool: &Pool, verifier: &Weak<Verifier>) {
                 let entries = match last {
                     None => {
                         last = Some(revocation::log_head(&mut conn).map_err(|e| e.to_string())?);
+                        if let Some(v) = verifier.upgrade() {
+                            v.cache.clear();
+                        }
                         Vec::new()
                     }
                     Some(seq) => revocation::log_after(&mut conn, seq, LOG_BATCH)
