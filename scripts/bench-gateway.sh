@@ -7,8 +7,9 @@
 #
 # One process/worker each: bms-keys (1 worker), nginx (1 process: the gateways and the upstream, a
 # `return 200`), Caddy (GOMAXPROCS=1), all on CPU 1; wrk -t1 -c64 on CPU 0. nginx runs the README's
-# recipe as written (a new connection to bms-keys per subrequest) and the same recipe with a
-# keepalive pool to bms-keys; Caddy runs the README's recipe (its proxy keeps connections alive).
+# recipe as written (a keepalive pool to bms-keys), the same without the pool (a new connection per
+# subrequest), and with a keepalive pool to the upstream too, each against nginx proxying the same
+# way without auth; Caddy runs the README's recipe (its proxy keeps connections alive).
 # Three rounds, medians; prints req/s, p99 and the ratios auth / no auth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 source scripts/cluster/lib.sh
 
-bms=18721 upstream=18722 plain=18723 recipe=18724 pooled=18725 caddy_plain=18726 caddy_auth=18727 plain_pooled=18728
+bms=18721 upstream=18722 plain=18723 recipe=18724 pooled=18725 caddy_plain=18726 caddy_auth=18727 plain_pooled=18728 unpooled=18729
 "$bin" --data-dir "$work/data" demo >"$work/demo.txt"
 secret=$(grep -Eo 'bms_[A-Za-z0-9]{46}' "$work/demo.txt" | head -n 1)
 account=$(grep -Eo 'accounts/acc_[A-Za-z0-9]{16}' "$work/demo.txt" | head -n 1 | cut -d/ -f2)
@@ -41,12 +42,15 @@ RUST_LOG=warn taskset -c 1 "$bin" --data-dir "$work/data" serve --bind "127.0.0.
 pids+=($!)
 wait_for_port $bms
 
-# The README's nginx recipe, with its placeholders filled in.
-recipe_block=$(sed -n '/<!-- gateway-recipe: nginx -->/,/^```$/p' README.md | sed '1,2d;$d' \
-  | sed "s#http://your-upstream#http://127.0.0.1:$upstream#; s#127.0.0.1:8080#127.0.0.1:$bms#")
-# The same with keepalive pools (HTTP/1.1, no Connection: close) to bms-keys and to the upstream.
+# The README's nginx recipe (a keepalive pool to bms-keys), with its placeholders filled in;
+readme_block() { sed -n "/<!-- gateway-recipe: $1 -->/,/^\`\`\`\$/p" README.md | sed '1,2d;$d'; }
+pool_block=$(readme_block nginx-http | sed "s#127.0.0.1:8080#127.0.0.1:$bms#")
+recipe_block=$(readme_block nginx | sed "s#http://your-upstream#http://127.0.0.1:$upstream#")
+# the same with a new connection to bms-keys per subrequest (the recipe before it had the pool);
+unpooled_block=$(sed "s#http://bms_keys/#http://127.0.0.1:$bms/#; /proxy_http_version 1.1;/d; /proxy_set_header Connection \"\";/d" <<<"$recipe_block")
+# and with a keepalive pool to the upstream too.
 keepalive='\n    proxy_http_version 1.1;\n    proxy_set_header Connection "";'
-pooled_block=$(sed "s#proxy_pass http://127.0.0.1:$bms/v1/auth/forward;#proxy_pass http://bms_auth/v1/auth/forward;$keepalive#; s#proxy_pass http://127.0.0.1:$upstream;#proxy_pass http://app;$keepalive#" <<<"$recipe_block")
+pooled_block=$(sed "s#proxy_pass http://127.0.0.1:$upstream;#proxy_pass http://app;$keepalive#" <<<"$recipe_block")
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
 master_process off;
@@ -59,7 +63,7 @@ http {
   client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
   fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
   upstream app { server 127.0.0.1:$upstream; keepalive 64; }
-  upstream bms_auth { server 127.0.0.1:$bms; keepalive 64; }
+$pool_block
   server { listen 127.0.0.1:$upstream; location / { return 200 '{"ok":true}'; } }
   # Without auth: as the recipe proxies (a connection per request), and with a keepalive pool.
   server { listen 127.0.0.1:$plain; location / { proxy_pass http://127.0.0.1:$upstream; } }
@@ -70,6 +74,10 @@ http {
   server {
     listen 127.0.0.1:$recipe;
 $recipe_block
+  }
+  server {
+    listen 127.0.0.1:$unpooled;
+$unpooled_block
   }
   server {
     listen 127.0.0.1:$pooled;
@@ -99,13 +107,13 @@ HOME=$work XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work GOMAXPROCS=1 taskset -c 1 \
 pids+=($!)
 wait_for_port $caddy_auth
 
-path="/api/v1/accounts/$account/ads"
-for port in $plain $plain_pooled $recipe $pooled $caddy_plain $caddy_auth; do
+path="/api/v1/accounts/$account/ping"
+for port in $plain $plain_pooled $recipe $unpooled $pooled $caddy_plain $caddy_auth; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $secret" "http://127.0.0.1:$port$path")
   [ "$code" = 200 ] || { echo "port $port answered $code"; exit 1; }
 done
 # The auth runs really refuse: a wrong code is kept out.
-for port in $recipe $pooled $caddy_auth; do
+for port in $recipe $unpooled $pooled $caddy_auth; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: bms_wrong" "http://127.0.0.1:$port$path")
   [ "$code" = 401 ] || [ "$code" = 500 ] || { echo "port $port let a wrong code through: $code"; exit 1; }
 done
@@ -123,6 +131,7 @@ for round in 1 2 3; do
   echo "== round $round"
   run nginx-no-auth $plain
   run nginx-auth-recipe $recipe
+  run nginx-auth-unpooled $unpooled
   run nginx-no-auth-keepalive $plain_pooled
   run nginx-auth-keepalive $pooled
   run caddy-no-auth $caddy_plain
@@ -130,7 +139,7 @@ for round in 1 2 3; do
 done
 median() { grep "^$1 " "$work/results" | awk -v f="$2" '{print $f}' | sort -n | sed -n 2p; }
 echo
-for pair in "nginx-auth-recipe nginx-no-auth" "nginx-auth-keepalive nginx-no-auth-keepalive" "caddy-forward-auth caddy-no-auth"; do
+for pair in "nginx-auth-unpooled nginx-no-auth" "nginx-auth-recipe nginx-no-auth" "nginx-auth-keepalive nginx-no-auth-keepalive" "caddy-forward-auth caddy-no-auth"; do
   set -- $pair
   awk -v a="$(median "$1" 2)" -v b="$(median "$2" 2)" -v pa="$(median "$1" 3)" -v pb="$(median "$2" 3)" -v n="$1" -v m="$2" \
     'BEGIN { printf "%-22s / %-24s req/s %.2f (%d vs %d), p99 %.2f\n", n, m, a / b, a, b, pa / pb }'

@@ -72,6 +72,8 @@ fn start_nginx(app: &TestApp) -> Gateway {
     let binary = std::env::var("BMS_TEST_NGINX").expect("BMS_TEST_NGINX names the nginx binary");
     let dir = tempfile::tempdir().unwrap();
     let (port, upstream) = (free_port(), free_port());
+    let upstream_pool = readme_recipe("nginx-http")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", bms_port(app)));
     let recipe = readme_recipe("nginx")
         .replace(
             "http://your-upstream",
@@ -91,6 +93,7 @@ http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+{upstream_pool}
   # The upstream: says whom bms-keys told it the caller is.
   server {{
     listen 127.0.0.1:{upstream};
