@@ -127,7 +127,7 @@ async fn route(
 /// `GET /api/v1/accounts/{acc}/ping` — answers any valid code that reaches the account: what the
 /// code is, as far as this account is concerned. Written directly rather than through serde: it is
 /// the hot path's whole answer, and every value but the policy names is our own id or timestamp.
-fn ping(grant: Grant) -> HttpResponse {
+pub fn ping(grant: Grant) -> HttpResponse {
     let mut body = String::with_capacity(256);
     body.push_str("{\"ok\":true,\"account_id\":");
     push_json_str(&mut body, &grant.account_id);
