@@ -82,7 +82,7 @@ impl Problem {
     /// The answer, on a builder that may already carry headers (`Retry-After`).
     pub fn respond_with(&self, mut builder: HttpResponseBuilder) -> HttpResponse {
         builder
-            .content_type(PROBLEM_JSON)
+            .content_type(header::HeaderValue::from_static(PROBLEM_JSON))
             .body(serde_json::to_vec(self).unwrap_or_default())
     }
 
@@ -184,7 +184,10 @@ impl ResponseError for ApiRefusal {
 
     fn error_response(&self) -> HttpResponse {
         match fixed_body(&self.0) {
-            Some(body) => self.builder().content_type(PROBLEM_JSON).body(body),
+            Some(body) => self
+                .builder()
+                .content_type(header::HeaderValue::from_static(PROBLEM_JSON))
+                .body(body),
             None => self.problem().respond_with(self.builder()),
         }
     }

@@ -3,8 +3,6 @@
 //! never the credentials.
 
 use std::borrow::Cow;
-use std::future::{Future, ready};
-use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
@@ -19,24 +17,19 @@ use crate::web::credentials::{Presented, presented};
 use crate::web::state::State;
 use crate::{ads, drive_files, usage};
 
-type AuthFuture = Pin<Box<dyn Future<Output = Result<Grant, actix_web::Error>>>>;
-
-/// Runs the verification path for a request to one of this binary's BMS APIs on `account`.
-pub(crate) fn verify_request(
+/// Runs the verification path for a request to one of this binary's BMS APIs on `account`. A warm
+/// code is decided without leaving this worker and without an allocation for the future.
+pub(crate) async fn verify_request(
     req: &HttpRequest,
+    state: &State,
     path: CanonicalPath<'_>,
     account: &str,
     requirement: Requirement,
-) -> AuthFuture {
-    let Some(state) = req.app_data::<State>().cloned() else {
-        return Box::pin(ready(Err(
-            AppError::internal("application state missing").into()
-        )));
-    };
+) -> Result<Grant, actix_web::Error> {
     let secret = match presented(req.headers(), req.query_string()) {
         Presented::Secret(s) => s,
         Presented::None => Cow::Borrowed(""),
-        Presented::Conflicting => return Box::pin(ready(Err(conflicting_keys().into()))),
+        Presented::Conflicting => return Err(conflicting_keys().into()),
     };
     let check = Check {
         secret: &secret,
@@ -44,15 +37,13 @@ pub(crate) fn verify_request(
         path,
         target_account: Some(account),
         requirement,
-        client_ip: client_addr(req, &state),
+        client_ip: client_addr(req, state),
     };
-    match state.verifier.start(&check) {
-        // The warm path: decided from memory, answered without leaving this worker.
-        Verification::Done(result) => Box::pin(ready(result.map_err(|r| ApiRefusal(r).into()))),
-        Verification::Pending(future) => {
-            Box::pin(async move { future.await.map_err(|r| ApiRefusal(r).into()) })
-        }
-    }
+    let result = match state.verifier.start(&check) {
+        Verification::Done(result) => result,
+        Verification::Pending(lookup) => lookup.await,
+    };
+    result.map_err(|r| ApiRefusal(r).into())
 }
 
 /// `/api/v1/accounts/{acc}/…`, routed by hand: actix's router matches patterns with dynamic segments
@@ -84,7 +75,11 @@ async fn route(
         return Ok(crate::web::errors::json_not_found().await);
     }
     if crate::web::manage::is_management(api) {
-        return crate::web::manage::dispatch(req, payload, state, path, account).await;
+        // Boxed: awaited inline, its (large) state would be part of every BMS API request's future.
+        return Box::pin(crate::web::manage::dispatch(
+            req, payload, state, path, account,
+        ))
+        .await;
     }
     let requirement = match (req.method().as_str(), api) {
         ("GET", "ping") => Requirement::ReachOnly,
@@ -99,24 +94,13 @@ async fn route(
         }
         _ => return Ok(crate::web::errors::json_not_found().await),
     };
-    let grant = verify_request(req, path, account, requirement).await?;
+    let grant = verify_request(req, &state, path, account, requirement).await?;
     let rate = grant.rate;
     let answer = match (req.method().as_str(), api) {
         ("GET", "ping") => Ok(ping(grant)),
         ("GET", "metrics") => metrics(state, grant).await,
         ("GET", "ads") => list_ads(state, grant).await,
-        ("POST", "ads") => {
-            // This scope has no body middleware (the hot path has no body): the same deadline here.
-            match read_within(payload.into_inner(), state.settings.body_timeout).await {
-                Ok(bytes) => {
-                    match web::Json::<NewAd>::from_request(req, &mut Payload::from(bytes)).await {
-                        Ok(body) => create_ad(state, grant, body.into_inner()).await,
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(problem) => Ok(problem_response(problem, true)),
-            }
-        }
+        ("POST", "ads") => Box::pin(post_ad(req, payload, state, grant)).await,
         _ => list_drive_files(state, grant).await,
     };
     // Every answer to an allowed request tells the client what is left of its key's limits.
@@ -149,8 +133,12 @@ pub fn ping(grant: Grant) -> HttpResponse {
     } else {
         ",\"linked\":false}"
     });
+    // A static header value: `ContentType::json()` would format and copy the MIME type each time.
     HttpResponse::Ok()
-        .content_type(actix_web::http::header::ContentType::json())
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static("application/json"),
+        ))
         .body(body)
 }
 
@@ -203,13 +191,30 @@ async fn list_ads(state: State, grant: Grant) -> Result<HttpResponse, actix_web:
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ads": ads })))
 }
 
+/// `POST /api/v1/accounts/{acc}/ads`: reads the body (this scope has no body middleware, since the
+/// hot path has no body: the same deadline here), then creates the ad.
+async fn post_ad(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: State,
+    grant: Grant,
+) -> Result<HttpResponse, actix_web::Error> {
+    match read_within(payload.into_inner(), state.settings.body_timeout).await {
+        Ok(bytes) => match web::Json::<NewAd>::from_request(req, &mut Payload::from(bytes)).await {
+            Ok(body) => create_ad(state, grant, body.into_inner()).await,
+            Err(e) => Err(e),
+        },
+        Err(problem) => Ok(problem_response(problem, true)),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct NewAd {
     name: String,
     daily_budget_cents: i64,
 }
 
-/// `POST /api/v1/accounts/{acc}/ads` `{ "name", "daily_budget_cents" }` → 201 with the ad.
+/// `{ "name", "daily_budget_cents" }` → 201 with the ad.
 async fn create_ad(
     state: State,
     grant: Grant,

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use percent_encoding::percent_decode_str;
 
 /// Where the access code came from.
@@ -15,6 +15,9 @@ pub enum Presented<'a> {
     /// Which one an upstream would use is unknown, so neither is.
     Conflicting,
 }
+
+/// The header's name, made once: looking a header up by a `&str` parses the name on every request.
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Every `apiKey` parameter of a query string, decoded, if all are the same; `Err` if they differ.
 fn query_api_key(query: &str) -> Result<Option<String>, ()> {
@@ -38,7 +41,7 @@ fn query_api_key(query: &str) -> Result<Option<String>, ()> {
 
 /// The code from `x-api-key`, else from `apiKey` in `query`; different codes are refused.
 pub fn presented<'a>(headers: &'a HeaderMap, query: &str) -> Presented<'a> {
-    let mut values = headers.get_all("x-api-key");
+    let mut values = headers.get_all(&X_API_KEY);
     // A header that is not visible ASCII cannot hold a valid code: it is refused as malformed.
     let header = values.next().map(|v| v.to_str().unwrap_or("\u{0}"));
     if let Some(first) = header

@@ -202,7 +202,8 @@ pub async fn dispatch(
         }
     };
     let requirement = crate::web::verify_api::requirement_for(req.method().as_str(), path);
-    let grant = crate::web::bms_api::verify_request(req, path, account, requirement).await?;
+    let grant =
+        crate::web::bms_api::verify_request(req, &state, path, account, requirement).await?;
     let rate = grant.rate;
     // Ids are ours (base62 with a prefix): anything else names nothing.
     let key = ids.key.map(ApiKeyId::parse).transpose();
