@@ -262,26 +262,14 @@ fn cold_lookup(c: &mut Criterion) {
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .unwrap();
-    bench_backend(c, with_database(&admin_url, &name), Dialect::Postgres);
+    bench_backend(
+        c,
+        bms_keys::db::with_database(&admin_url, &name),
+        Dialect::Postgres,
+    );
     diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
         .unwrap();
-}
-
-/// The server URL `url` with the database `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 criterion_group! {

@@ -261,6 +261,23 @@ fn push_digits(out: &mut String, n: u32, width: u32) {
     }
 }
 
+/// The PostgreSQL server URL `url` with its database replaced by `name` (query parameters kept): the
+/// tests and benches create a database of their own on the server they are given.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 /// `#[serde(serialize_with = "crate::db::serialize_utc")]` for stored timestamps in JSON.
 pub fn serialize_utc<S: serde::Serializer>(t: &PrimitiveDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(t))

@@ -71,22 +71,6 @@ impl Drop for TestDb {
     }
 }
 
-/// The URL of database `name` on the same server as `url`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 fn new_database(backend: Backend) -> (String, TestDb, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data_dir = dir.path().to_path_buf();
@@ -108,7 +92,7 @@ fn new_database(backend: Backend) -> (String, TestDb, std::path::PathBuf) {
             diesel::sql_query(format!("CREATE DATABASE {name}"))
                 .execute(&mut conn)
                 .expect("create the test database");
-            let url = with_database(&admin_url, &name);
+            let url = bms_keys::db::with_database(&admin_url, &name);
             // Keep the temporary directory alive for the key material: leak it into the data dir path.
             let data_dir = dir.keep();
             (url, TestDb::Postgres { admin_url, name }, data_dir)
