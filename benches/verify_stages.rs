@@ -67,6 +67,7 @@ fn entry(rate: RateLimit) -> CodeEntry {
         own: ads_read(),
         rate,
         links: Default::default(),
+        own_answer: Default::default(),
     }
 }
 
@@ -81,6 +82,7 @@ fn grant(entry: &CodeEntry) -> Grant {
         linked: false,
         decided_at: bms_keys::db::now(),
         rate: None,
+        answer: entry.own_answer.clone(),
     }
 }
 
@@ -173,7 +175,7 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("11 ping answer and API headers", |b| {
         b.iter(|| {
-            let mut res = bms_keys::web::bms_api::ping(black_box(allowed.clone()));
+            let mut res = bms_keys::web::bms_api::ping(black_box(&allowed));
             bms_keys::web::middleware::add_api_headers(res.headers_mut());
             res
         })

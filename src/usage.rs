@@ -2,8 +2,11 @@
 //! Counted in memory on the request path (a map update, no I/O) and written in batches every few
 //! seconds and at shutdown; read back for the key list, the key page's chart and the metrics API.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+// foldhash rather than SipHash: counting is on every allowed request, and the keys are ids this
+// server issued (a client cannot choose them to collide); foldhash is seeded per process all the same.
+use foldhash::HashMap;
 
 use diesel::prelude::*;
 use time::{Date, Duration, PrimitiveDateTime};

@@ -29,6 +29,12 @@ impl PolicySet {
     }
 }
 
+/// An answer the API layer rendered for one grant of an entry (the ping API's body), kept with the
+/// entry: everything it says is fixed for the entry's life, and any change to the code, its key or a
+/// link replaces the entry, and the memo with it. Rendered on first use, then shared (a reference
+/// count, no copy) by every request with the same grant.
+pub type AnswerMemo = Arc<std::sync::OnceLock<actix_web::web::Bytes>>;
+
 /// Another account's link to the code's key.
 #[derive(Debug, Clone)]
 pub struct LinkGrant {
@@ -36,6 +42,8 @@ pub struct LinkGrant {
     pub policies: PolicySet,
     /// The linking account's limits for the link.
     pub rate: RateLimit,
+    /// The answer for a request on the linking account.
+    pub answer: AnswerMemo,
 }
 
 /// Everything a request with one access code needs, loaded in one go.
@@ -51,6 +59,8 @@ pub struct CodeEntry {
     pub rate: RateLimit,
     /// By the linking account's id.
     pub links: HashMap<String, LinkGrant>,
+    /// The answer for a request on the key's own account.
+    pub own_answer: AnswerMemo,
 }
 
 impl CodeEntry {
@@ -198,6 +208,7 @@ mod tests {
             own: PolicySet::default(),
             rate: RateLimit::NONE,
             links: HashMap::new(),
+            own_answer: AnswerMemo::default(),
         }))
     }
 

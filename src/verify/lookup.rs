@@ -102,6 +102,7 @@ fn read_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEn
                     link_key_id: Arc::from(link_id.as_str()),
                     policies: set_of(link_id),
                     rate: RateLimit::from_columns(*per_minute, *per_day),
+                    answer: Default::default(),
                 },
             )
         })
@@ -115,5 +116,6 @@ fn read_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEn
         own,
         rate: RateLimit::from_columns(per_minute, per_day),
         links,
+        own_answer: Default::default(),
     }))
 }

@@ -96,6 +96,8 @@ pub struct Grant {
     pub decided_at: PrimitiveDateTime,
     /// The deciding key's rate limits and what is left of them, when it has any.
     pub rate: Option<RateStatus>,
+    /// Where the API layer keeps what it rendered for this grant (`cache::AnswerMemo`).
+    pub answer: cache::AnswerMemo,
 }
 
 /// Why a request is refused; each has a stable machine-readable code.
@@ -441,11 +443,23 @@ impl Verifier {
             return Err(Refusal::Disabled);
         }
         let target = check.target_account.unwrap_or(&entry.account_id);
-        let (api_key_id, policies, limit, linked) = if target == &*entry.account_id {
-            (entry.key_id.clone(), &entry.own, entry.rate, false)
+        let (api_key_id, policies, limit, linked, answer) = if target == &*entry.account_id {
+            (
+                entry.key_id.clone(),
+                &entry.own,
+                entry.rate,
+                false,
+                &entry.own_answer,
+            )
         } else {
             match entry.links.get(target) {
-                Some(link) => (link.link_key_id.clone(), &link.policies, link.rate, true),
+                Some(link) => (
+                    link.link_key_id.clone(),
+                    &link.policies,
+                    link.rate,
+                    true,
+                    &link.answer,
+                ),
                 None => return Err(Refusal::NoAccess),
             }
         };
@@ -479,6 +493,7 @@ impl Verifier {
             linked,
             decided_at: now,
             rate,
+            answer: answer.clone(),
         })
     }
 

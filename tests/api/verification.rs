@@ -122,6 +122,13 @@ both_backends! {
         assert_eq!(body["access_code_id"], code.as_str());
         assert!(body["expires_at"].as_str().unwrap().starts_with(&(time::OffsetDateTime::now_utc().year() + 1).to_string()));
         assert!(!res.body.contains(&secret), "the answer never echoes the secret");
+        assert_eq!(body["policies"], serde_json::json!([]));
+        // The answer is rendered once per cached grant: a change to the key shows in the very next one.
+        let key_url = paths::key(&acc, &key);
+        let csrf = owner.csrf_token_of(&key_url).await;
+        owner.post_form(&key_url, &[("csrf_token", &csrf), ("name", "No policy yet"), ("policy", "ads.read")]).await;
+        let body: serde_json::Value = serde_json::from_str(&app.browser().api("GET", &api(&acc, "ping"), &secret).await.body).unwrap();
+        assert_eq!(body["policies"], serde_json::json!(["ads.read"]));
     }
 
     async fn a_linked_key_grants_the_linking_accounts_policies_on_its_apis_only(app) {
@@ -154,6 +161,8 @@ both_backends! {
         bob.post_form(&link_url, &[("csrf_token", &csrf), ("name", "From Alpha"), ("policy", "ads.read")]).await;
         assert_eq!(client.api("GET", &api(&acc_b, "metrics"), &secret).await.status, StatusCode::FORBIDDEN);
         assert_eq!(client.api("GET", &api(&acc_b, "ads"), &secret).await.status, StatusCode::OK);
+        let ping: serde_json::Value = serde_json::from_str(&client.api("GET", &api(&acc_b, "ping"), &secret).await.body).unwrap();
+        assert_eq!(ping["policies"], serde_json::json!(["ads.read"]), "the link's answer follows its policies");
         // Beta deletes the link.
         bob.post_form(&paths::delete_key(&acc_b, &link), &[("csrf_token", &csrf)]).await;
         assert_eq!(client.api("GET", &api(&acc_b, "ads"), &secret).await.status, StatusCode::FORBIDDEN);
