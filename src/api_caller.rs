@@ -29,12 +29,13 @@ pub struct ApiCaller {
 impl ApiCaller {
     /// The caller of a verified request; `NotFound` if the account is gone since.
     pub fn load(conn: &mut DbConn, grant: &Grant, client_ip: &str) -> Result<Self, AppError> {
-        let account = Account::find_by_id(conn, &grant.account_id)?.ok_or(AppError::NotFound)?;
+        let account = Account::find_by_id(conn, grant.account_id())?.ok_or(AppError::NotFound)?;
         let actor = Actor {
             user_id: None,
             email: format!(
                 "API key {} (access code {})",
-                grant.api_key_id, grant.access_code_id
+                grant.api_key_id(),
+                grant.access_code_id()
             ),
             is_staff: false,
             client_ip: client_ip.to_owned(),
@@ -46,10 +47,10 @@ impl ApiCaller {
                 via_staff: false,
             },
             actor,
-            key_id: grant.api_key_id.to_string(),
-            source_key_id: grant.source_key_id.to_string(),
-            access_code_id: grant.access_code_id.to_string(),
-            policies: grant.policies.iter().cloned().collect(),
+            key_id: grant.api_key_id().to_string(),
+            source_key_id: grant.source_key_id().to_string(),
+            access_code_id: grant.access_code_id().to_string(),
+            policies: grant.policies().iter().cloned().collect(),
         })
     }
 

@@ -54,13 +54,21 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.check_at(key, Instant::now())
+    }
+
+    /// `check` at `now`, an instant the caller just read (the verification path reads the clock once).
+    pub fn check_at<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let now = Instant::now();
         match self.lock().get(key) {
             Some(e) if e.failures >= self.max_failures => {
-                let elapsed = now.duration_since(e.window_start);
+                let elapsed = now.saturating_duration_since(e.window_start);
                 if elapsed < self.window {
                     Err(self.window - elapsed)
                 } else {
@@ -77,7 +85,15 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let now = Instant::now();
+        self.record_failure_at(key, Instant::now());
+    }
+
+    /// `record_failure` at `now`, an instant the caller just read.
+    pub fn record_failure_at<Q>(&self, key: &Q, now: Instant)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
             let window = self.window;

@@ -55,29 +55,34 @@ impl UsageRecorder {
     pub fn record(&self, grant: &Grant, now: PrimitiveDateTime) {
         let day = now.date();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let counts = match pending.counts.get_mut(&*grant.api_key_id) {
+        let counts = match pending.counts.get_mut(grant.api_key_id()) {
             Some(counts) => counts,
-            None => pending.counts.entry(grant.api_key_id.clone()).or_default(),
+            None => pending
+                .counts
+                .entry(grant.api_key_id().clone())
+                .or_default(),
         };
         match counts
             .iter_mut()
-            .find(|c| c.day == day && c.account == grant.account_id)
+            .find(|c| c.day == day && c.account == *grant.account_id())
         {
             Some(count) => {
                 count.requests += 1;
                 count.last = now;
             }
             None => counts.push(Count {
-                account: grant.account_id.clone(),
+                account: grant.account_id().clone(),
                 day,
                 requests: 1,
                 last: now,
             }),
         }
-        match pending.codes_used.get_mut(&*grant.access_code_id) {
+        match pending.codes_used.get_mut(grant.access_code_id()) {
             Some(last) => *last = now,
             None => {
-                pending.codes_used.insert(grant.access_code_id.clone(), now);
+                pending
+                    .codes_used
+                    .insert(grant.access_code_id().clone(), now);
             }
         }
     }

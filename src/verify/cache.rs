@@ -33,11 +33,13 @@ impl PolicySet {
 /// entry: everything it says is fixed for the entry's life, and any change to the code, its key or a
 /// link replaces the entry, and the memo with it. Rendered on first use, then shared (a reference
 /// count, no copy) by every request with the same grant.
-pub type AnswerMemo = Arc<std::sync::OnceLock<actix_web::web::Bytes>>;
+pub type AnswerMemo = std::sync::OnceLock<actix_web::web::Bytes>;
 
 /// Another account's link to the code's key.
 #[derive(Debug, Clone)]
 pub struct LinkGrant {
+    /// The linking account.
+    pub account_id: Arc<str>,
     pub link_key_id: Arc<str>,
     pub policies: PolicySet,
     /// The linking account's limits for the link.
@@ -57,8 +59,8 @@ pub struct CodeEntry {
     pub own: PolicySet,
     /// The key's own limits.
     pub rate: RateLimit,
-    /// By the linking account's id.
-    pub links: HashMap<String, LinkGrant>,
+    /// By the linking account's id. Shared: a grant on a linking account holds its link.
+    pub links: HashMap<Arc<str>, Arc<LinkGrant>>,
     /// The answer for a request on the key's own account.
     pub own_answer: AnswerMemo,
 }
@@ -128,11 +130,17 @@ impl CodeCache {
         }
     }
 
-    pub fn get(&self, digest: &[u8; 32]) -> Option<Cached> {
+    /// What the cache knows about the digest at `now` (an instant the caller just read: one clock
+    /// read serves the whole verification).
+    pub fn get(&self, digest: &[u8; 32], now: Instant) -> Option<Cached> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         match map.get(digest)? {
-            Slot::Found(entry, at) if at.elapsed() < self.ttl => Some(Cached::Found(entry.clone())),
-            Slot::Unknown(at) if at.elapsed() < self.negative_ttl => Some(Cached::Unknown),
+            Slot::Found(entry, at) if now.saturating_duration_since(*at) < self.ttl => {
+                Some(Cached::Found(entry.clone()))
+            }
+            Slot::Unknown(at) if now.saturating_duration_since(*at) < self.negative_ttl => {
+                Some(Cached::Unknown)
+            }
             _ => None,
         }
     }
@@ -219,15 +227,18 @@ mod tests {
         let seen = cache.generation();
         cache.invalidate_key("key_1");
         cache.insert([1; 32], entry("key_1"), seen);
-        assert!(cache.get(&[1; 32]).is_none(), "a revoked code was put back");
+        assert!(
+            cache.get(&[1; 32], Instant::now()).is_none(),
+            "a revoked code was put back"
+        );
         // A lookup that began after it is cached.
         let seen = cache.generation();
         cache.insert([1; 32], entry("key_1"), seen);
-        assert!(cache.get(&[1; 32]).is_some());
+        assert!(cache.get(&[1; 32], Instant::now()).is_some());
         // clear() counts as an invalidation too.
         let seen = cache.generation();
         cache.clear();
         cache.insert([2; 32], Cached::Unknown, seen);
-        assert!(cache.get(&[2; 32]).is_none());
+        assert!(cache.get(&[2; 32], Instant::now()).is_none());
     }
 }

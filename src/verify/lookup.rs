@@ -96,15 +96,15 @@ fn read_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEn
     let links = links
         .iter()
         .map(|(link_id, link_account, per_minute, per_day)| {
-            (
-                link_account.clone(),
-                LinkGrant {
-                    link_key_id: Arc::from(link_id.as_str()),
-                    policies: set_of(link_id),
-                    rate: RateLimit::from_columns(*per_minute, *per_day),
-                    answer: Default::default(),
-                },
-            )
+            let account_id: Arc<str> = Arc::from(link_account.as_str());
+            let link = LinkGrant {
+                account_id: account_id.clone(),
+                link_key_id: Arc::from(link_id.as_str()),
+                policies: set_of(link_id),
+                rate: RateLimit::from_columns(*per_minute, *per_day),
+                answer: Default::default(),
+            };
+            (account_id, Arc::new(link))
         })
         .collect();
     Ok(Some(CodeEntry {

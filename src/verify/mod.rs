@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod canonical;
+mod clock;
 pub mod listener;
 pub mod lookup;
 
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use time::PrimitiveDateTime;
 
-use crate::db::{self, Pool};
+use crate::db::Pool;
 use crate::error::AppError;
 use crate::limits::RateStatus;
 use crate::limits::keys::{KeyLimiter, Today};
@@ -80,24 +81,68 @@ pub struct Check<'a> {
 }
 
 /// An allowed request: who it is, for the handler and the usage counters. Never the secret.
+///
+/// It holds the cached entry (and the link that decided, on a linking account) rather than copies of
+/// its ids: making and dropping a grant is one reference count, not one per field.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    /// The account the request acts on.
-    pub account_id: Arc<str>,
-    /// The key whose policies decided: the code's own key, or the target account's link to it.
-    pub api_key_id: Arc<str>,
-    /// The key the access code belongs to.
-    pub source_key_id: Arc<str>,
-    pub access_code_id: Arc<str>,
-    pub policies: Arc<[String]>,
-    pub expires_at: PrimitiveDateTime,
-    pub linked: bool,
+    entry: Arc<cache::CodeEntry>,
+    /// The target account's link to the code's key, when the target is not the key's own account.
+    link: Option<Arc<cache::LinkGrant>>,
     /// When the decision was made (one clock read serves the expiry check and the usage counter).
     pub decided_at: PrimitiveDateTime,
     /// The deciding key's rate limits and what is left of them, when it has any.
     pub rate: Option<RateStatus>,
+}
+
+impl Grant {
+    /// The account the request acts on.
+    pub fn account_id(&self) -> &Arc<str> {
+        self.link
+            .as_ref()
+            .map_or(&self.entry.account_id, |l| &l.account_id)
+    }
+
+    /// The key whose policies decided: the code's own key, or the target account's link to it.
+    pub fn api_key_id(&self) -> &Arc<str> {
+        self.link
+            .as_ref()
+            .map_or(&self.entry.key_id, |l| &l.link_key_id)
+    }
+
+    /// The key the access code belongs to.
+    pub fn source_key_id(&self) -> &Arc<str> {
+        &self.entry.key_id
+    }
+
+    pub fn access_code_id(&self) -> &Arc<str> {
+        &self.entry.code_id
+    }
+
+    /// The names of the deciding key's policies.
+    pub fn policies(&self) -> &[String] {
+        &self
+            .link
+            .as_ref()
+            .map_or(&self.entry.own, |l| &l.policies)
+            .names
+    }
+
+    pub fn expires_at(&self) -> PrimitiveDateTime {
+        self.entry.expires_at
+    }
+
+    /// Whether the request acts on an account that links the code's key.
+    pub fn linked(&self) -> bool {
+        self.link.is_some()
+    }
+
     /// Where the API layer keeps what it rendered for this grant (`cache::AnswerMemo`).
-    pub answer: cache::AnswerMemo,
+    pub fn answer(&self) -> &cache::AnswerMemo {
+        self.link
+            .as_ref()
+            .map_or(&self.entry.own_answer, |l| &l.answer)
+    }
 }
 
 /// Why a request is refused; each has a stable machine-readable code.
@@ -296,7 +341,7 @@ impl Verifier {
     }
 
     /// Decides from memory when it can: format, cache; the failure limit only where neither decides.
-    pub fn begin(&self, check: &Check<'_>) -> Step {
+    pub fn begin(&self, check: &Check<'_>, now: Instant) -> Step {
         let refusal = if check.secret.is_empty() {
             Some(Refusal::Missing)
         } else if secrets::check_format(check.secret).is_err() {
@@ -305,30 +350,30 @@ impl Verifier {
             None
         };
         if let Some(refusal) = refusal {
-            return Step::Decided(Err(match self.over_limit(check) {
+            return Step::Decided(Err(match self.over_limit(check, now) {
                 Some(retry_after) => Refusal::RateLimited { retry_after },
                 None => refusal,
             }));
         }
         let digest = self.keys.digest(check.secret);
-        match self.cache.get(&digest) {
+        match self.cache.get(&digest, now) {
             Some(cached) => {
                 self.metrics.cache_hit();
-                Step::Decided(self.decide(cached, check))
+                Step::Decided(self.decide(cached, check, now))
             }
             None => {
                 self.metrics.cache_miss();
                 Step::Lookup {
                     digest,
-                    slow_lane: self.over_limit(check).is_some(),
+                    slow_lane: self.over_limit(check, now).is_some(),
                 }
             }
         }
     }
 
     /// How long until the client is under its failure limit again, if it is over it now.
-    fn over_limit(&self, check: &Check<'_>) -> Option<Duration> {
-        self.failures.check(&check.client_ip?).err()
+    fn over_limit(&self, check: &Check<'_>, now: Instant) -> Option<Duration> {
+        self.failures.check_at(&check.client_ip?, now).err()
     }
 
     /// The cold path: reads the code from the database (blocking: run it off the async workers) and
@@ -349,7 +394,7 @@ impl Verifier {
     /// grant), or a future that makes one trip to the database on the blocking pool.
     pub fn start(self: &Arc<Self>, check: &Check<'_>) -> Verification {
         let started = Instant::now();
-        match self.begin(check) {
+        match self.begin(check, started) {
             Step::Decided(result) => {
                 self.finish(check, &result, started);
                 Verification::Done(result)
@@ -389,7 +434,7 @@ impl Verifier {
         };
         let loader = self.clone();
         match actix_web::web::block(move || loader.load(digest)).await {
-            Ok(Ok(cached)) => self.decide(cached, check),
+            Ok(Ok(cached)) => self.decide(cached, check, Instant::now()),
             Ok(Err(e)) => {
                 tracing::warn!("verification lookup failed: {e}");
                 Err(Refusal::Unavailable)
@@ -424,18 +469,18 @@ impl Verifier {
             ) => {}
             Err(_) => {
                 if let Some(ip) = check.client_ip {
-                    self.failures.record_failure(&ip);
+                    self.failures.record_failure_at(&ip, started);
                 }
             }
         }
     }
 
-    /// The decision for a known (or known-unknown) code.
-    fn decide(&self, cached: Cached, check: &Check<'_>) -> Result<Grant, Refusal> {
+    /// The decision for a known (or known-unknown) code, at `now` (an instant just read).
+    fn decide(&self, cached: Cached, check: &Check<'_>, now: Instant) -> Result<Grant, Refusal> {
         let Cached::Found(entry) = cached else {
             return Err(Refusal::Unknown);
         };
-        let now = db::now();
+        let now = clock::wall_time(now);
         if now >= entry.expires_at {
             return Err(Refusal::Expired);
         }
@@ -443,25 +488,17 @@ impl Verifier {
             return Err(Refusal::Disabled);
         }
         let target = check.target_account.unwrap_or(&entry.account_id);
-        let (api_key_id, policies, limit, linked, answer) = if target == &*entry.account_id {
-            (
-                entry.key_id.clone(),
-                &entry.own,
-                entry.rate,
-                false,
-                &entry.own_answer,
-            )
+        let link = if target == &*entry.account_id {
+            None
         } else {
             match entry.links.get(target) {
-                Some(link) => (
-                    link.link_key_id.clone(),
-                    &link.policies,
-                    link.rate,
-                    true,
-                    &link.answer,
-                ),
+                Some(link) => Some(link.clone()),
                 None => return Err(Refusal::NoAccess),
             }
+        };
+        let (api_key_id, policies, limit) = match &link {
+            None => (&entry.key_id, &entry.own, entry.rate),
+            Some(link) => (&link.link_key_id, &link.policies, link.rate),
         };
         let path = check.path.as_str();
         if check.requirement == Requirement::Policy && !policies.allows(check.method, path, target)
@@ -474,26 +511,16 @@ impl Verifier {
         let rate = if limit.is_none() {
             None
         } else {
-            match self.limiter.admit(&api_key_id, limit, Today::of(now)) {
+            match self.limiter.admit(api_key_id, limit, Today::of(now)) {
                 Ok(status) => Some(status),
                 Err(status) => return Err(Refusal::KeyLimited(status)),
             }
         };
         Ok(Grant {
-            account_id: if target == &*entry.account_id {
-                entry.account_id.clone()
-            } else {
-                Arc::from(target)
-            },
-            api_key_id,
-            source_key_id: entry.key_id.clone(),
-            access_code_id: entry.code_id.clone(),
-            policies: policies.names.clone(),
-            expires_at: entry.expires_at,
-            linked,
+            entry,
+            link,
             decided_at: now,
             rate,
-            answer: answer.clone(),
         })
     }
 

@@ -49,8 +49,9 @@ pub fn presented<'a>(headers: &'a HeaderMap, query: &str) -> Presented<'a> {
     {
         return Presented::Conflicting;
     }
-    // Only a query that could name the parameter (`apiKey`, `%61piKey`, `ap%69Key`…) is parsed.
-    let from_query = if query.contains("piKey") || query.contains('%') {
+    // Only a query that could name the parameter is parsed: `apiKey` has a `K`, and any other
+    // spelling of it (`%61piKey`, `apiKe%79`…) a `%`. One pass over the bytes, no substring search.
+    let from_query = if query.bytes().any(|b| b == b'K' || b == b'%') {
         match query_api_key(query) {
             Ok(found) => found,
             Err(()) => return Presented::Conflicting,

@@ -39,26 +39,24 @@ use actix_web::web;
 /// middleware it needs (the hot path carries no session, flash or page machinery), then the console.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::middleware::from_fn;
-    cfg.service(
-        // No middleware: the dispatcher writes the API headers into every answer itself.
-        web::scope("/api/v1/accounts").default_service(web::to(bms_api::dispatch)),
-    )
-    .service(
-        web::scope("/v1")
-            .wrap(from_fn(body::body_deadline))
-            .wrap(middleware::api_headers())
-            .configure(verify_routes)
-            .default_service(web::to(errors::json_not_found)),
-    )
-    .service(
-        web::scope("")
-            .wrap(from_fn(body::body_deadline))
-            .wrap(from_fn(middleware::flash_messages))
-            .wrap(from_fn(middleware::security_headers))
-            .wrap(from_fn(middleware::request_context))
-            .configure(console_routes)
-            .default_service(web::to(errors::not_found)),
-    );
+    // No middleware: the BMS APIs' service writes the API headers into every answer itself.
+    cfg.service(bms_api::BmsApis)
+        .service(
+            web::scope("/v1")
+                .wrap(from_fn(body::body_deadline))
+                .wrap(middleware::api_headers())
+                .configure(verify_routes)
+                .default_service(web::to(errors::json_not_found)),
+        )
+        .service(
+            web::scope("")
+                .wrap(from_fn(body::body_deadline))
+                .wrap(from_fn(middleware::flash_messages))
+                .wrap(from_fn(middleware::security_headers))
+                .wrap(from_fn(middleware::request_context))
+                .configure(console_routes)
+                .default_service(web::to(errors::not_found)),
+        );
 }
 
 /// One registered route (path pattern and method), as the tests see the route table: the CSRF,

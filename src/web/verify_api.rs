@@ -67,11 +67,11 @@ fn verdict(result: &Result<Grant, Refusal>) -> serde_json::Value {
         Ok(g) => serde_json::json!({
             "valid": true,
             "code": "ok",
-            "account_id": &*g.account_id,
-            "api_key_id": &*g.api_key_id,
-            "access_code_id": &*g.access_code_id,
-            "policies": &*g.policies,
-            "expires_at": crate::db::rfc3339(&g.expires_at),
+            "account_id": &**g.account_id(),
+            "api_key_id": &**g.api_key_id(),
+            "access_code_id": &**g.access_code_id(),
+            "policies": g.policies(),
+            "expires_at": crate::db::rfc3339(&g.expires_at()),
         }),
         Err(refusal) => serde_json::json!({
             "valid": false,
@@ -192,15 +192,15 @@ pub async fn forward_auth(
     let grant = state.verifier.verify(&check).await.map_err(ApiRefusal)?;
     let mut res = HttpResponse::Ok();
     for (name, value) in [
-        ("x-bms-account", &*grant.account_id),
-        ("x-bms-api-key", &*grant.api_key_id),
-        ("x-bms-access-code", &*grant.access_code_id),
+        ("x-bms-account", &**grant.account_id()),
+        ("x-bms-api-key", &**grant.api_key_id()),
+        ("x-bms-access-code", &**grant.access_code_id()),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             res.insert_header((HeaderName::from_static(name), value));
         }
     }
-    if let Ok(value) = HeaderValue::from_str(&grant.policies.join(",")) {
+    if let Ok(value) = HeaderValue::from_str(&grant.policies().join(",")) {
         res.insert_header((HeaderName::from_static("x-bms-policies"), value));
     }
     Ok(with_rate_limit(res.finish(), grant.rate.as_ref()))

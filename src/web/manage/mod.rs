@@ -180,7 +180,7 @@ fn route<'a>(method: &str, path: &'a str) -> Result<(Op, PathIds<'a>), Vec<&'sta
 /// then runs it.
 pub async fn dispatch(
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: actix_web::dev::Payload,
     state: State,
     path: CanonicalPath<'_>,
     account: &str,
@@ -231,11 +231,10 @@ pub async fn dispatch(
         (Op::DeleteCode, Some(key), Some(code)) => delete_code(&call, key, code).await,
         (Op::CancelRetirement, Some(key), Some(code)) => cancel_retirement(&call, key, code).await,
         (write, key, code) => {
-            let body =
-                match read_within(payload.into_inner(), call.state.settings.body_timeout).await {
-                    Ok(body) => body,
-                    Err(problem) => return Ok(crate::web::body::problem_response(problem, true)),
-                };
+            let body = match read_within(payload, call.state.settings.body_timeout).await {
+                Ok(body) => body,
+                Err(problem) => return Ok(crate::web::body::problem_response(problem, true)),
+            };
             let idem = match idempotency_of(req, &call, &body) {
                 Ok(idem) => idem,
                 Err(problem) => return Ok(problem.respond()),
@@ -390,8 +389,8 @@ fn idempotency_of(
         )));
     };
     Ok(Some(Keyed {
-        account_id: call.grant.account_id.to_string(),
-        access_code_id: call.grant.access_code_id.to_string(),
+        account_id: call.grant.account_id().to_string(),
+        access_code_id: call.grant.access_code_id().to_string(),
         key: key.to_owned(),
         request_hash: idempotency::request_hash(req.method().as_str(), &call.path, body),
     }))
@@ -610,7 +609,7 @@ async fn list_keys(call: &Call, query: &str) -> Result<HttpResponse, Refused> {
 fn key_location(call: &Call, key_id: &str) -> String {
     format!(
         "/api/v1/accounts/{}/api-keys/{key_id}",
-        call.grant.account_id
+        call.grant.account_id()
     )
 }
 
@@ -665,7 +664,7 @@ async fn create_key(
     };
     let linking = new.link.is_some();
     let location_of = {
-        let account = call.grant.account_id.to_string();
+        let account = call.grant.account_id().to_string();
         move |id: &str| format!("/api/v1/accounts/{account}/api-keys/{id}")
     };
     change(call, idem, move |conn, caller| {
