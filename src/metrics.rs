@@ -23,26 +23,44 @@ const OUTCOMES: [&str; 10] = [
     "unavailable",
 ];
 
-#[derive(Debug, Default)]
+/// Latency buckets counted: `BUCKETS`, then one for anything slower (`+Inf` only).
+const SLOTS: usize = BUCKETS.len() + 1;
+
+#[derive(Debug)]
 pub struct VerifyMetrics {
-    outcomes: [AtomicU64; OUTCOMES.len()],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
+    /// Verifications by outcome and by the first latency bucket they fall in: one increment per
+    /// verification, where separate outcome, bucket and total counters took three. The totals by
+    /// outcome, the cumulative buckets and the count are sums of these when rendered. The last row
+    /// holds outcomes not in `OUTCOMES` (counted as verifications, not by outcome).
+    counts: [[AtomicU64; SLOTS]; OUTCOMES.len() + 1],
     sum_nanos: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
 }
 
+impl Default for VerifyMetrics {
+    fn default() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            sum_nanos: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        }
+    }
+}
+
 impl VerifyMetrics {
     pub fn observe(&self, outcome: &str, elapsed: Duration) {
-        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
-        }
+        let row = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(OUTCOMES.len());
         let secs = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        let slot = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[row][slot].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -60,16 +78,22 @@ impl VerifyMetrics {
     /// The metrics in Prometheus text exposition format, with the pool's state appended by the caller.
     pub fn render(&self, cache_entries: usize, pool: (u32, u32, u32)) -> String {
         let mut out = String::with_capacity(2048);
+        // A snapshot of the matrix: each total below is a sum of the same reads.
+        let counts: Vec<[u64; SLOTS]> = self
+            .counts
+            .iter()
+            .map(|row| std::array::from_fn(|slot| row[slot].load(Ordering::Relaxed)))
+            .collect();
         let _ = writeln!(
             out,
             "# HELP bms_verifications_total Access-code verifications by outcome."
         );
         let _ = writeln!(out, "# TYPE bms_verifications_total counter");
-        for (name, value) in OUTCOMES.iter().zip(&self.outcomes) {
+        for (name, row) in OUTCOMES.iter().zip(&counts) {
             let _ = writeln!(
                 out,
                 "bms_verifications_total{{outcome=\"{name}\"}} {}",
-                value.load(Ordering::Relaxed)
+                row.iter().sum::<u64>()
             );
         }
         let _ = writeln!(
@@ -78,14 +102,14 @@ impl VerifyMetrics {
         );
         let _ = writeln!(out, "# TYPE bms_verification_seconds histogram");
         let mut cumulative = 0;
-        for (bound, value) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += value.load(Ordering::Relaxed);
+        for (slot, bound) in BUCKETS.iter().enumerate() {
+            cumulative += counts.iter().map(|row| row[slot]).sum::<u64>();
             let _ = writeln!(
                 out,
                 "bms_verification_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = self.count.load(Ordering::Relaxed);
+        let count: u64 = counts.iter().flatten().sum();
         let _ = writeln!(
             out,
             "bms_verification_seconds_bucket{{le=\"+Inf\"}} {count}"
@@ -152,4 +176,64 @@ pub fn render_shared_store(up: bool, fallbacks: u64) -> String {
          bms_shared_store_fallbacks_total {fallbacks}\n",
         u8::from(up)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> f64 {
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{text}"))
+    }
+
+    #[test]
+    fn outcomes_buckets_and_count_are_sums_of_one_counter_per_verification() {
+        let m = VerifyMetrics::default();
+        m.observe("ok", Duration::from_micros(10));
+        m.observe("ok", Duration::from_micros(300));
+        m.observe("unknown", Duration::from_millis(2));
+        m.observe("not-an-outcome", Duration::from_secs(2));
+        let text = m.render(0, (0, 0, 0));
+        assert_eq!(
+            value(&text, r#"bms_verifications_total{outcome="ok"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verifications_total{outcome="unknown"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verifications_total{outcome="malformed"}"#),
+            0.0
+        );
+        // Cumulative: 10 µs in the first bucket, 300 µs from 0.0005 on, 2 ms from 0.0025 on, the
+        // two-second one only in +Inf.
+        assert_eq!(
+            value(&text, r#"bms_verification_seconds_bucket{le="0.00005"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verification_seconds_bucket{le="0.0005"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verification_seconds_bucket{le="0.0025"}"#),
+            3.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verification_seconds_bucket{le="0.5"}"#),
+            3.0
+        );
+        assert_eq!(
+            value(&text, r#"bms_verification_seconds_bucket{le="+Inf"}"#),
+            4.0
+        );
+        assert_eq!(value(&text, "bms_verification_seconds_count"), 4.0);
+        let sum = value(&text, "bms_verification_seconds_sum");
+        assert!((sum - 2.00231).abs() < 1e-9, "{sum}");
+    }
 }

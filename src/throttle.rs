@@ -79,6 +79,27 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         }
     }
 
+    /// A failure that is refused outright when the key is over its limit: `Err(wait)` then, as from
+    /// `check_at`, and nothing counted (as when a caller checks first and counts only what it
+    /// refuses otherwise); else counted. One lock where `check_at` + `record_failure_at` take two.
+    pub fn fail_unless_over<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut entries = self.lock();
+        if let Some(e) = entries.get_mut(key) {
+            let elapsed = now.saturating_duration_since(e.window_start);
+            if e.failures >= self.max_failures && elapsed < self.window {
+                return Err(self.window - elapsed);
+            }
+            self.bump(e, now);
+            return Ok(());
+        }
+        self.count(&mut entries, key, now);
+        Ok(())
+    }
+
     /// Counts one failure for the key.
     pub fn record_failure<Q>(&self, key: &Q)
     where
@@ -94,7 +115,14 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let mut entries = self.lock();
+        self.count(&mut self.lock(), key, now);
+    }
+
+    fn count<Q>(&self, entries: &mut HashMap<K, Entry>, key: &Q, now: Instant)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
             let window = self.window;
             entries.retain(|_, e| now.duration_since(e.window_start) < window);
@@ -107,12 +135,24 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
                 entries.remove::<K>(&oldest);
             }
         }
-        let entry = entries.entry(key.to_owned()).or_insert(Entry {
-            failures: 0,
-            window_start: now,
-            pending: 0,
-        });
-        if now.duration_since(entry.window_start) >= self.window {
+        match entries.get_mut(key) {
+            Some(entry) => self.bump(entry, now),
+            None => {
+                let mut entry = Entry {
+                    failures: 0,
+                    window_start: now,
+                    pending: 0,
+                };
+                self.bump(&mut entry, now);
+                entries.insert(key.to_owned(), entry);
+            }
+        }
+        self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+
+    /// One more failure in the entry's window, or the first of a new one if it has passed.
+    fn bump(&self, entry: &mut Entry, now: Instant) {
+        if now.saturating_duration_since(entry.window_start) >= self.window {
             *entry = Entry {
                 failures: 0,
                 window_start: now,
@@ -121,7 +161,6 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.pending = entry.pending.saturating_add(1);
-        self.tracked.store(entries.len(), Ordering::Relaxed);
     }
 
     /// The failures counted since the last call, per key (and zeroes them), for the shared store.
@@ -224,6 +263,32 @@ mod tests {
         assert!(t.check("b").is_ok(), "other keys are not affected");
         std::thread::sleep(Duration::from_millis(250));
         assert!(t.check("a").is_ok());
+    }
+
+    #[test]
+    fn failing_unless_over_counts_like_check_then_record() {
+        let t: FailureThrottle = FailureThrottle::new(2, Duration::from_millis(200));
+        let now = Instant::now();
+        assert!(t.fail_unless_over("a", now).is_ok());
+        assert!(
+            t.fail_unless_over("a", now).is_ok(),
+            "the second failure reaches the limit"
+        );
+        let wait = t.fail_unless_over("a", now).unwrap_err();
+        assert!(wait <= Duration::from_millis(200) && wait > Duration::ZERO);
+        assert_eq!(
+            t.take_pending(),
+            vec![("a".to_owned(), 2)],
+            "a refused failure is not counted"
+        );
+        assert!(
+            t.fail_unless_over("b", now).is_ok(),
+            "other keys are not affected"
+        );
+        // After the window, a new one opens with this failure.
+        let later = now + Duration::from_millis(250);
+        assert!(t.fail_unless_over("a", later).is_ok());
+        assert!(t.check_at("a", later).is_ok());
     }
 
     #[test]

@@ -350,7 +350,11 @@ impl Verifier {
             None
         };
         if let Some(refusal) = refusal {
-            return Step::Decided(Err(match self.over_limit(check, now) {
+            // Counted here, in the same step as the limit check (`finish` leaves these alone).
+            let over = check
+                .client_ip
+                .and_then(|ip| self.failures.fail_unless_over(&ip, now).err());
+            return Step::Decided(Err(match over {
                 Some(retry_after) => Refusal::RateLimited { retry_after },
                 None => refusal,
             }));
@@ -460,7 +464,11 @@ impl Verifier {
         match result {
             Ok(grant) => self.usage.record(grant, grant.decided_at),
             Err(
-                Refusal::BadPath(_)
+                // Counted by `begin` already.
+                Refusal::Missing
+                | Refusal::Malformed
+                // Not a wrong code.
+                | Refusal::BadPath(_)
                 | Refusal::RateLimited { .. }
                 | Refusal::KeyLimited(_)
                 | Refusal::Unavailable

@@ -257,13 +257,12 @@ pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
         })
 }
 
-/// The API headers written straight into an answer (where one is missing): the BMS APIs' hot path
-/// does this itself rather than through a middleware layer around every request.
+/// The API headers written straight into an answer, replacing any of the same name: the BMS APIs'
+/// hot path does this itself rather than through a middleware layer around every request, and no
+/// BMS API answer sets these headers otherwise (so there is nothing to look up first).
 pub fn add_api_headers(headers: &mut actix_web::http::header::HeaderMap) {
     for (name, value) in API_HEADERS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, header::HeaderValue::from_static(value));
-        }
+        headers.insert(name, header::HeaderValue::from_static(value));
     }
 }
 
