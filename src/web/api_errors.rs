@@ -206,18 +206,27 @@ fn fixed_body(refusal: &Refusal) -> Option<actix_web::web::Bytes> {
         Refusal::Expired,
         Refusal::NoAccess,
     ];
-    static BODIES: OnceLock<Vec<actix_web::web::Bytes>> = OnceLock::new();
+    // Kept for the process's life (six short documents, made once), so that each answer refers to
+    // them without counting references (`Bytes::from_static`).
+    static BODIES: OnceLock<Vec<&'static [u8]>> = OnceLock::new();
     let i = FIXED.iter().position(|f| f == refusal)?;
     let bodies = BODIES.get_or_init(|| {
         FIXED
             .iter()
             .map(|r| {
                 let problem = ApiRefusal(r.clone()).problem();
-                actix_web::web::Bytes::from(serde_json::to_vec(&problem).unwrap_or_default())
+                let body: &'static [u8] = Box::leak(
+                    serde_json::to_vec(&problem)
+                        .unwrap_or_default()
+                        .into_boxed_slice(),
+                );
+                body
             })
             .collect()
     });
-    bodies.get(i).cloned()
+    bodies
+        .get(i)
+        .map(|body| actix_web::web::Bytes::from_static(body))
 }
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields for a key with limits.
