@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Where the verification path's time goes: the release server (one worker, CPU 1) under the same wrk
 # load as scripts/bench-verify.sh (a valid code on the ping API, wrk -t1 -c64 on CPU 0), sampled by
-# `perf record -e cpu-clock -g` (a software clock: hardware counters are not available on every
-# machine), then the split by binary (kernel, bms-keys, libc) and the top user-space frames.
+# `perf record -e cpu-clock --call-graph dwarf` (a software clock: hardware counters are not available
+# on every machine; DWARF unwinding: the release build keeps no frame pointers), then the split by
+# binary (kernel, bms-keys, libc), the top user-space frames, the handler's stages with their share of
+# the CPU time, and a flame graph (target/profile/flame.svg, with inferno from crates.io installed).
 #
 #   scripts/profile-verify.sh [seconds]    (default 8; needs root for apt when perf/wrk are missing)
 #   BMS_BIN=path/to/bms-keys scripts/profile-verify.sh      (profile another build)
 #
-# The samples stay in target/profile/perf.data for `perf report -i … --children` or a flame graph
-# (`perf script | inferno-collapse-perf | inferno-flamegraph`, from crates.io's inferno).
+# The samples stay in target/profile/perf.data for `perf report -i … --children`; the folded stacks in
+# target/profile/folded.txt (`cargo install inferno` for the SVG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -41,7 +43,7 @@ url="http://127.0.0.1:$port/api/v1/accounts/$account/ping"
 taskset -c 0 wrk -t1 -c64 -d"$((seconds + 4))s" -H "x-api-key: $secret" "$url" >"$work/wrk.txt" &
 wrk_pid=$!
 sleep 2
-perf record -q -e cpu-clock -F 1999 -g -p "$server" -o "$out/perf.data" -- sleep "$seconds" 2>/dev/null
+perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$server" -o "$out/perf.data" -- sleep "$seconds" 2>/dev/null
 wait "$wrk_pid"
 echo "load: $(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt") req/s while sampled"
 echo "== by binary"
@@ -49,3 +51,36 @@ perf report -i "$out/perf.data" --no-children --sort dso --stdio 2>/dev/null | a
 echo "== top user-space frames (self time)"
 perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
   | awk '/^ +[0-9].*\[\.\]/ { pct = $1; sub(/^ +[0-9.]+% +\[\.\] +/, ""); sub(/ +- +- *$/, ""); printf "  %6s  %s\n", pct, substr($0, 1, 110) }' | head -25
+if command -v inferno-collapse-perf >/dev/null; then
+  perf script -i "$out/perf.data" 2>/dev/null | inferno-collapse-perf >"$out/folded.txt"
+  inferno-flamegraph --title "bms-keys: a valid code on the ping API" <"$out/folded.txt" >"$out/flame.svg"
+  echo "== the handler's stages (share of all samples, including what they call)"
+  python3 - "$out/folded.txt" <<'PY'
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    stack, n = line.rsplit(" ", 1)
+    rows.append((stack, int(n)))
+total = sum(n for _, n in rows)
+for label, frame in [
+    ("BMS API service (ours, all)", "bms_api::serve"),
+    ("  code from the headers", "credentials::presented"),
+    ("  canonical path", "canonical::canonical"),
+    ("  verification (Verifier::start)", "Verifier::start"),
+    ("    HMAC digest", "KeyMaterial::digest"),
+    ("    format and checksum", "secrets::checksum"),
+    ("    decision", "Verifier::decide"),
+    ("    counting (usage, metrics)", "Verifier::finish"),
+    ("  ping answer", "bms_api::ping"),
+    ("request parsing (actix-http)", "as actix_http::h1::decoder::MessageType>::decode"),
+    ("response encoding (actix-http)", "codec::encoder::Encoder"),
+    ("timers (actix-http)", "h1::timer::TimerState"),
+    ("send (kernel)", "__libc_send"),
+    ("recv (kernel)", "__libc_recv"),
+    ("epoll_wait (kernel)", "epoll_wait"),
+]:
+    n = sum(c for s, c in rows if frame in s)
+    print(f"  {100 * n / total:5.1f} %  {label}")
+PY
+  echo "flame graph: $out/flame.svg"
+fi
