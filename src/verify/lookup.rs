@@ -182,8 +182,10 @@ fn rows_in_three_reads(
 fn entry_from_rows(rows: Vec<Row>) -> Option<CodeEntry> {
     let ((code_id, key_id, account_id, enabled, expires_at), (per_minute, per_day), _, _) =
         rows.first()?.clone();
-    let mut own = (Vec::new(), Vec::new());
-    let mut links: Vec<(String, String, RateLimit, (Vec<String>, Vec<Rule>))> = Vec::new();
+    /// A holder's policies: names to report, rules to match.
+    type Held = (Vec<String>, Vec<Rule>);
+    let mut own: Held = Default::default();
+    let mut links: Vec<(String, String, RateLimit, Held)> = Vec::new();
     for (_, _, (holder, holder_account, minute, day), policy) in rows {
         let set = if holder == key_id {
             &mut own
@@ -203,7 +205,7 @@ fn entry_from_rows(rows: Vec<Row>) -> Option<CodeEntry> {
                 .extend(rules.lines().filter_map(|l| Rule::parse(l).ok()));
         }
     }
-    let set = |(names, rules): (Vec<String>, Vec<Rule>)| PolicySet {
+    let set = |(names, rules): Held| PolicySet {
         names: names.into(),
         rules: rules.into(),
     };
