@@ -49,32 +49,36 @@ fn rows_in_one_statement(
     digest: &[u8; 32],
 ) -> QueryResult<Vec<Row>> {
     let holders = diesel::alias!(api_keys as holders);
+    // What both selects share: the code and its key, the policy columns, and which policies count.
+    let code = (
+        access_codes::id,
+        api_keys::id,
+        api_keys::account_id,
+        access_codes::enabled,
+        access_codes::expires_at,
+    );
+    let key_rates = (api_keys::rate_per_minute, api_keys::rate_per_day);
+    let policy = (policies::position, policies::name, policies::rules).nullable();
+    // Retired policies grant nothing.
+    let active = policies::name
+        .eq(api_key_policies::policy_name)
+        .and(policies::retired.eq(false));
+    let by_digest = access_codes::secret_digest.eq(digest.as_slice());
     let own = access_codes::table
         .inner_join(api_keys::table)
         .left_join(api_key_policies::table.on(api_key_policies::api_key_id.eq(api_keys::id)))
-        .left_join(
-            policies::table.on(policies::name
-                .eq(api_key_policies::policy_name)
-                // Retired policies grant nothing.
-                .and(policies::retired.eq(false))),
-        )
-        .filter(access_codes::secret_digest.eq(digest.as_slice()))
+        .left_join(policies::table.on(active))
+        .filter(by_digest)
         .select((
-            (
-                access_codes::id,
-                api_keys::id,
-                api_keys::account_id,
-                access_codes::enabled,
-                access_codes::expires_at,
-            ),
-            (api_keys::rate_per_minute, api_keys::rate_per_day),
+            code,
+            key_rates,
             (
                 api_keys::id,
                 api_keys::account_id,
                 api_keys::rate_per_minute,
                 api_keys::rate_per_day,
             ),
-            (policies::position, policies::name, policies::rules).nullable(),
+            policy,
         ));
     let links = access_codes::table
         .inner_join(api_keys::table)
@@ -87,28 +91,18 @@ fn rows_in_one_statement(
             api_key_policies::table
                 .on(api_key_policies::api_key_id.eq(holders.field(api_keys::id))),
         )
-        .left_join(
-            policies::table.on(policies::name
-                .eq(api_key_policies::policy_name)
-                .and(policies::retired.eq(false))),
-        )
-        .filter(access_codes::secret_digest.eq(digest.as_slice()))
+        .left_join(policies::table.on(active))
+        .filter(by_digest)
         .select((
-            (
-                access_codes::id,
-                api_keys::id,
-                api_keys::account_id,
-                access_codes::enabled,
-                access_codes::expires_at,
-            ),
-            (api_keys::rate_per_minute, api_keys::rate_per_day),
+            code,
+            key_rates,
             (
                 holders.field(api_keys::id),
                 holders.field(api_keys::account_id),
                 holders.field(api_keys::rate_per_minute),
                 holders.field(api_keys::rate_per_day),
             ),
-            (policies::position, policies::name, policies::rules).nullable(),
+            policy,
         ));
     // On PostgreSQL's own connection: diesel's multi-backend connection has no `UNION`.
     own.union_all(links).load(conn)
