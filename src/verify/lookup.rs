@@ -29,6 +29,24 @@ type Row = (
     Option<(i32, String, String)>,
 );
 
+/// The code and its key, as every row starts: read the same way by both backends' queries.
+const CODE: (
+    access_codes::id,
+    api_keys::id,
+    api_keys::account_id,
+    access_codes::enabled,
+    access_codes::expires_at,
+) = (
+    access_codes::id,
+    api_keys::id,
+    api_keys::account_id,
+    access_codes::enabled,
+    access_codes::expires_at,
+);
+/// The key's own rate limits.
+const KEY_RATES: (api_keys::rate_per_minute, api_keys::rate_per_day) =
+    (api_keys::rate_per_minute, api_keys::rate_per_day);
+
 /// The entry for the code with this digest, or `None` when no code has it.
 pub fn load_entry(conn: &mut DbConn, digest: &[u8; 32]) -> QueryResult<Option<CodeEntry>> {
     let mut rows = match conn {
@@ -49,15 +67,7 @@ fn rows_in_one_statement(
     digest: &[u8; 32],
 ) -> QueryResult<Vec<Row>> {
     let holders = diesel::alias!(api_keys as holders);
-    // What both selects share: the code and its key, the policy columns, and which policies count.
-    let code = (
-        access_codes::id,
-        api_keys::id,
-        api_keys::account_id,
-        access_codes::enabled,
-        access_codes::expires_at,
-    );
-    let key_rates = (api_keys::rate_per_minute, api_keys::rate_per_day);
+    // What both selects share besides `CODE`: the policy columns, and which policies count.
     let policy = (policies::position, policies::name, policies::rules).nullable();
     // Retired policies grant nothing.
     let active = policies::name
@@ -70,8 +80,8 @@ fn rows_in_one_statement(
         .left_join(policies::table.on(active))
         .filter(by_digest)
         .select((
-            code,
-            key_rates,
+            CODE,
+            KEY_RATES,
             (
                 api_keys::id,
                 api_keys::account_id,
@@ -94,8 +104,8 @@ fn rows_in_one_statement(
         .left_join(policies::table.on(active))
         .filter(by_digest)
         .select((
-            code,
-            key_rates,
+            CODE,
+            KEY_RATES,
             (
                 holders.field(api_keys::id),
                 holders.field(api_keys::account_id),
@@ -120,16 +130,7 @@ fn rows_in_three_reads(
     let found: Option<Code> = access_codes::table
         .inner_join(api_keys::table)
         .filter(access_codes::secret_digest.eq(digest.as_slice()))
-        .select((
-            (
-                access_codes::id,
-                api_keys::id,
-                api_keys::account_id,
-                access_codes::enabled,
-                access_codes::expires_at,
-            ),
-            (api_keys::rate_per_minute, api_keys::rate_per_day),
-        ))
+        .select((CODE, KEY_RATES))
         .first(conn)
         .optional()?;
     let Some((code, rates)) = found else {
@@ -174,8 +175,10 @@ fn rows_in_three_reads(
 
 /// Folds the rows (ordered by holder, then policy position) into the entry.
 fn entry_from_rows(rows: Vec<Row>) -> Option<CodeEntry> {
-    let ((code_id, key_id, account_id, enabled, expires_at), (per_minute, per_day), _, _) =
-        rows.first()?.clone();
+    let ((code_id, key_id, account_id, enabled, expires_at), (per_minute, per_day)) = {
+        let (code, rates, ..) = rows.first()?;
+        (code.clone(), *rates)
+    };
     /// A holder's policies: names to report, rules to match.
     type Held = (Vec<String>, Vec<Rule>);
     let mut own: Held = Default::default();

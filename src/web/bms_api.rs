@@ -118,7 +118,8 @@ async fn route(
     let path = canonical(req.path()).map_err(|why| ApiRefusal(Refusal::BadPath(why)))?;
     let rest = path
         .as_str()
-        .strip_prefix("/api/v1/accounts/")
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
         .unwrap_or("");
     // A byte search: `split_once('/')` runs a generic char searcher, twice the cost for a short id.
     let (account, api) = match rest.bytes().position(|b| b == b'/') {
