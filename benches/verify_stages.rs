@@ -68,6 +68,8 @@ fn entry(rate: RateLimit) -> CodeEntry {
         rate,
         links: Default::default(),
         own_answer: Default::default(),
+        own_tally: Default::default(),
+        usage_queued: Default::default(),
     }
 }
 

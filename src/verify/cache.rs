@@ -7,7 +7,7 @@
 //! began (`generation()` before reading, `insert(…, seen)` after) — a revoked code is never put back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use time::PrimitiveDateTime;
 
 use crate::limits::RateLimit;
 use crate::policies::Rule;
+use crate::usage::Tally;
 
 /// What a set of policies allows: their names (to report) and their rules (to match).
 #[derive(Debug, Clone, Default)]
@@ -36,7 +37,7 @@ impl PolicySet {
 pub type AnswerMemo = std::sync::OnceLock<actix_web::web::Bytes>;
 
 /// Another account's link to the code's key.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LinkGrant {
     /// The linking account.
     pub account_id: Arc<str>,
@@ -46,10 +47,12 @@ pub struct LinkGrant {
     pub rate: RateLimit,
     /// The answer for a request on the linking account.
     pub answer: AnswerMemo,
+    /// Requests on the linking account not yet written (`usage`).
+    pub tally: Tally,
 }
 
 /// Everything a request with one access code needs, loaded in one go.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CodeEntry {
     pub code_id: Arc<str>,
     pub key_id: Arc<str>,
@@ -63,6 +66,10 @@ pub struct CodeEntry {
     pub links: HashMap<Arc<str>, Arc<LinkGrant>>,
     /// The answer for a request on the key's own account.
     pub own_answer: AnswerMemo,
+    /// Requests on the key's own account not yet written (`usage`).
+    pub own_tally: Tally,
+    /// Whether the usage recorder has this entry in its queue for the flusher.
+    pub usage_queued: AtomicBool,
 }
 
 impl CodeEntry {
@@ -217,6 +224,8 @@ mod tests {
             rate: RateLimit::NONE,
             links: HashMap::new(),
             own_answer: AnswerMemo::default(),
+            own_tally: Tally::default(),
+            usage_queued: AtomicBool::new(false),
         }))
     }
 

@@ -216,6 +216,7 @@ fn entry_from_rows(rows: Vec<Row>) -> Option<CodeEntry> {
                 policies: set(policies),
                 rate,
                 answer: Default::default(),
+                tally: Default::default(),
             };
             (account_id, Arc::new(link))
         })
@@ -230,5 +231,7 @@ fn entry_from_rows(rows: Vec<Row>) -> Option<CodeEntry> {
         rate: RateLimit::from_columns(per_minute, per_day),
         links,
         own_answer: Default::default(),
+        own_tally: Default::default(),
+        usage_queued: Default::default(),
     })
 }

@@ -137,6 +137,33 @@ impl Grant {
         self.link.is_some()
     }
 
+    /// A grant as `decide` makes it, for the usage recorder's tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        entry: Arc<cache::CodeEntry>,
+        link: Option<Arc<cache::LinkGrant>>,
+        decided_at: PrimitiveDateTime,
+    ) -> Self {
+        Self {
+            entry,
+            link,
+            decided_at,
+            rate: None,
+        }
+    }
+
+    /// The cached entry the grant came from.
+    pub fn entry(&self) -> &Arc<cache::CodeEntry> {
+        &self.entry
+    }
+
+    /// Where this grant's requests are counted until the usage flush.
+    pub fn tally(&self) -> &crate::usage::Tally {
+        self.link
+            .as_ref()
+            .map_or(&self.entry.own_tally, |l| &l.tally)
+    }
+
     /// Where the API layer keeps what it rendered for this grant (`cache::AnswerMemo`).
     pub fn answer(&self) -> &cache::AnswerMemo {
         self.link

@@ -242,10 +242,20 @@ pub async fn flash_messages(
 }
 
 /// The headers of every API and verification response: no referrer, no sniffing, no caching.
-const API_HEADERS: [(header::HeaderName, &str); 3] = [
-    (header::REFERRER_POLICY, "no-referrer"),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::CACHE_CONTROL, "no-store"),
+// Values made at compile time: `HeaderValue::from_static` checks its text each time it runs.
+const API_HEADERS: [(header::HeaderName, header::HeaderValue); 3] = [
+    (
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    ),
 ];
 
 /// The API headers as a middleware, for the verification endpoints' scope.
@@ -262,7 +272,7 @@ pub fn api_headers() -> actix_web::middleware::DefaultHeaders {
 /// BMS API answer sets these headers otherwise (so there is nothing to look up first).
 pub fn add_api_headers(headers: &mut actix_web::http::header::HeaderMap) {
     for (name, value) in API_HEADERS {
-        headers.insert(name, header::HeaderValue::from_static(value));
+        headers.insert(name, value);
     }
 }
 
