@@ -101,11 +101,11 @@ fn stages(c: &mut Criterion) {
             generation,
         );
     }
-    let code = entry(RateLimit::NONE);
+    let code = Arc::new(entry(RateLimit::NONE));
     let generation = verifier.cache.generation();
     verifier
         .cache
-        .insert(digest, Cached::Found(Arc::new(code.clone())), generation);
+        .insert(digest, Cached::Found(code.clone()), generation);
     let headers = request_headers(&secret);
     let path = canonical(PATH).unwrap();
 
