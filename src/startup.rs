@@ -166,28 +166,31 @@ impl Application {
         }
         let data = crate::web::state::State::from(state.clone());
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(actix_web::web::PayloadConfig::new(
-                    crate::web::forms::FORM_LIMIT,
-                ))
-                .app_data(
-                    actix_web::web::JsonConfig::default()
-                        .limit(16 * 1024)
-                        .error_handler(|e, _| {
-                            AppError::bad_request(format!("Invalid JSON body: {e}")).into()
+            crate::web::bms_api::FastLane::new(
+                data.clone(),
+                App::new()
+                    .app_data(data.clone())
+                    .app_data(actix_web::web::PayloadConfig::new(
+                        crate::web::forms::FORM_LIMIT,
+                    ))
+                    .app_data(
+                        actix_web::web::JsonConfig::default()
+                            .limit(16 * 1024)
+                            .error_handler(|e, _| {
+                                AppError::bad_request(format!("Invalid JSON body: {e}")).into()
+                            }),
+                    )
+                    .app_data(
+                        actix_web::web::QueryConfig::default().error_handler(|_, _| {
+                            AppError::bad_request("Invalid query string.").into()
                         }),
-                )
-                .app_data(
-                    actix_web::web::QueryConfig::default().error_handler(|_, _| {
-                        AppError::bad_request("Invalid query string.").into()
-                    }),
-                )
-                .app_data(
-                    actix_web::web::PathConfig::default()
-                        .error_handler(|_, _| AppError::NotFound.into()),
-                )
-                .configure(crate::web::routes)
+                    )
+                    .app_data(
+                        actix_web::web::PathConfig::default()
+                            .error_handler(|_, _| AppError::NotFound.into()),
+                    )
+                    .configure(crate::web::routes),
+            )
         })
         .workers(workers)
         .max_connections(max_connections)

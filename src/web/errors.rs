@@ -163,6 +163,11 @@ pub async fn not_found(
 
 /// The answer to an unknown URL under the API scopes.
 pub async fn json_not_found() -> HttpResponse {
+    api_not_found()
+}
+
+/// The answer to a path under the APIs' prefixes that names no API.
+pub fn api_not_found() -> HttpResponse {
     Problem::new(
         StatusCode::NOT_FOUND,
         "not_found",
