@@ -64,7 +64,10 @@ for line in open(sys.argv[1]):
     rows.append((stack, int(n)))
 total = sum(n for _, n in rows)
 for label, frame in [
-    ("BMS APIs (ours, all; the handler of older builds)", ("bms_api::serve", "bms_api::route")),
+    # actix-http calls the service (inlined into MapErr: the fast lane, or in older builds the app),
+    # and polls its future when the answer is not ready at once.
+    ("service: all between parsing and encoding (ours; older builds: the app and ours)",
+     ("MapErr<A,Req,F,E> as actix_service::Service<Req>>::call", "MapErrFuture")),
     ("  code from the headers", "credentials::presented"),
     ("  canonical path", "canonical::canonical"),
     ("  verification (Verifier::start)", "Verifier::start"),
@@ -72,7 +75,8 @@ for label, frame in [
     ("    format and checksum", "secrets::checksum"),
     ("    decision", "Verifier::decide"),
     ("    counting (usage, metrics)", "Verifier::finish"),
-    ("  ping answer", "bms_api::ping"),
+    ("  answer (ping, rate and API headers)", ("bms_api::ping", "bms_api::respond", "add_api_headers")),
+    ("app layer (actix-web: HttpRequest, app data, router)", "AppInitService"),
     ("request parsing (actix-http)", "as actix_http::h1::decoder::MessageType>::decode"),
     ("response encoding (actix-http)", "codec::encoder::Encoder"),
     ("timers (actix-http)", "h1::timer::TimerState"),
