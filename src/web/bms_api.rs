@@ -3,8 +3,8 @@
 //! never the credentials.
 //!
 //! Two ways in, one set of rules: `FastLane` answers every request it can from the request's head
-//! alone, before the app (the BMS APIs' hot path); `BmsApis`, registered on the app, serves the rest
-//! (a body to read, the management API) and anything a test app sends without the fast lane.
+//! alone, before the app (the BMS APIs' hot path); `BmsApis`, registered on the app, serves what the
+//! fast lane hands on (a body to read, the management API, a path the app's router reads differently).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -327,7 +327,7 @@ fn respond(read: ReadApi, grant: Grant, state: &State) -> Answer {
 /// every BMS API request it can from the request's head alone and hands the rest (the console, the
 /// verification endpoints, the management API, `POST …/ads`) to the app, untouched. Building the
 /// app's request (its pooled `HttpRequest`, the app data, the router's path) and then taking it
-/// apart again was a quarter of the hot path's own CPU time in a profile.
+/// apart again was 2.8 % of all samples in a profile of the ping (a fifth of the service's time).
 pub struct FastLane<A> {
     state: State,
     app: A,
