@@ -31,6 +31,17 @@ struct Entry {
     pending: u32,
 }
 
+impl Entry {
+    /// A window opening at `now`, with nothing counted yet.
+    fn opened(now: Instant) -> Self {
+        Self {
+            failures: 0,
+            window_start: now,
+            pending: 0,
+        }
+    }
+}
+
 impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
@@ -66,17 +77,16 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        match self.lock().get(key) {
-            Some(e) if e.failures >= self.max_failures => {
-                let elapsed = now.saturating_duration_since(e.window_start);
-                if elapsed < self.window {
-                    Err(self.window - elapsed)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+        match self.lock().get(key).and_then(|e| self.wait(e, now)) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
         }
+    }
+
+    /// How long until the entry is under the limit again, if it is over it at `now`.
+    fn wait(&self, e: &Entry, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(e.window_start);
+        (e.failures >= self.max_failures && elapsed < self.window).then(|| self.window - elapsed)
     }
 
     /// A failure that is refused outright when the key is over its limit: `Err(wait)` then, as from
@@ -89,9 +99,8 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     {
         let mut entries = self.lock();
         if let Some(e) = entries.get_mut(key) {
-            let elapsed = now.saturating_duration_since(e.window_start);
-            if e.failures >= self.max_failures && elapsed < self.window {
-                return Err(self.window - elapsed);
+            if let Some(wait) = self.wait(e, now) {
+                return Err(wait);
             }
             self.bump(e, now);
             return Ok(());
@@ -138,11 +147,7 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         match entries.get_mut(key) {
             Some(entry) => self.bump(entry, now),
             None => {
-                let mut entry = Entry {
-                    failures: 0,
-                    window_start: now,
-                    pending: 0,
-                };
+                let mut entry = Entry::opened(now);
                 self.bump(&mut entry, now);
                 entries.insert(key.to_owned(), entry);
             }
@@ -153,11 +158,7 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     /// One more failure in the entry's window, or the first of a new one if it has passed.
     fn bump(&self, entry: &mut Entry, now: Instant) {
         if now.saturating_duration_since(entry.window_start) >= self.window {
-            *entry = Entry {
-                failures: 0,
-                window_start: now,
-                pending: 0,
-            };
+            *entry = Entry::opened(now);
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.pending = entry.pending.saturating_add(1);

@@ -117,11 +117,11 @@ async fn serve(req: ServiceRequest) -> Result<ServiceResponse, actix_web::Error>
 /// Every answer of the app's way in, with the API headers.
 async fn dispatch(req: &HttpRequest, payload: Payload, state: &State) -> HttpResponse {
     let res = match route(req.method().as_str(), req.path()) {
-        Route::Api(
-            api @ ApiRoute {
-                api: Api::PostAd, ..
-            },
-        ) => match settle_api(req.head(), state, &api).await {
+        Route::Api(ApiRoute {
+            path,
+            account,
+            api: Api::PostAd,
+        }) => match verify_request(req, state, path, account, Requirement::Policy).await {
             Ok(grant) => {
                 let rate = grant.rate;
                 let answer = Box::pin(post_ad(req, payload, state.clone(), grant))
@@ -131,12 +131,11 @@ async fn dispatch(req: &HttpRequest, payload: Payload, state: &State) -> HttpRes
             }
             Err(e) => e.error_response(),
         },
-        Route::Api(
-            api @ ApiRoute {
-                api: Api::Read(read),
-                ..
-            },
-        ) => match answer_from_head(req.head(), state, &api, read) {
+        Route::Api(ApiRoute {
+            path,
+            account,
+            api: Api::Read(read),
+        }) => match answer_from_head(req.head(), state, path, account, read) {
             Answer::Ready(res) => res,
             Answer::Later(answer) => answer.await,
         },
@@ -153,22 +152,6 @@ async fn dispatch(req: &HttpRequest, payload: Payload, state: &State) -> HttpRes
         Route::Refused(res) => res,
     };
     with_api_headers(res)
-}
-
-/// The verification of a request for `api`, awaited.
-async fn settle_api(
-    head: &RequestHead,
-    state: &State,
-    api: &ApiRoute<'_>,
-) -> Result<Grant, actix_web::Error> {
-    settle(start_verification(
-        head,
-        state,
-        api.path,
-        api.account,
-        api.api.requirement(),
-    )?)
-    .await
 }
 
 fn with_api_headers(mut res: HttpResponse) -> HttpResponse {
@@ -192,11 +175,11 @@ enum ReadApi {
     DriveFiles,
 }
 
-impl Api {
-    /// What a code must grant to call the API.
+impl ReadApi {
+    /// What a code must grant to call the API (`POST …/ads`: a policy).
     fn requirement(self) -> Requirement {
         match self {
-            Api::Read(ReadApi::Ping) => Requirement::ReachOnly,
+            ReadApi::Ping => Requirement::ReachOnly,
             _ => Requirement::Policy,
         }
     }
@@ -273,19 +256,19 @@ pub enum Answer {
     Later(Pin<Box<dyn Future<Output = HttpResponse>>>),
 }
 
-/// The answer to a request for `read`, an API without a body (the route `api` names it): a warm
-/// code on ping is answered here and now; a cold code, or an API that reads the database, later.
+/// The answer to a request for `read`, an API without a body, on `account`: a warm code on ping is
+/// answered here and now; a cold code, or an API that reads the database, later.
 fn answer_from_head(
     head: &RequestHead,
     state: &State,
-    api: &ApiRoute<'_>,
+    path: CanonicalPath<'_>,
+    account: &str,
     read: ReadApi,
 ) -> Answer {
-    let verification =
-        match start_verification(head, state, api.path, api.account, api.api.requirement()) {
-            Ok(verification) => verification,
-            Err(e) => return Answer::Ready(e.error_response()),
-        };
+    let verification = match start_verification(head, state, path, account, read.requirement()) {
+        Ok(verification) => verification,
+        Err(e) => return Answer::Ready(e.error_response()),
+    };
     match verification {
         Verification::Done(Ok(grant)) => respond(read, grant, state),
         // Answered here, not through `actix_web::Error` (a box per refusal): a flood of bad codes
@@ -400,18 +383,17 @@ where
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         if under_prefix {
             let answer = match route(head.method.as_str(), head.uri.path()) {
-                Route::Api(
-                    api @ ApiRoute {
-                        api: Api::Read(read),
-                        ..
-                    },
-                ) => Some(answer_from_head(head, &self.state, &api, read)),
+                Route::Api(ApiRoute {
+                    path,
+                    account,
+                    api: Api::Read(read),
+                }) => Some(answer_from_head(head, &self.state, path, account, read)),
                 Route::Refused(res) => Some(Answer::Ready(res)),
                 Route::Api(_) | Route::Management { .. } => None,
             };
             match answer {
                 Some(Answer::Ready(res)) => {
-                    return Answered::Now(Some(with_api_headers(res).into()));
+                    return Answered::Now(std::future::ready(Ok(with_api_headers(res).into())));
                 }
                 Some(Answer::Later(answer)) => {
                     return Answered::Later(Box::pin(async move {
@@ -426,19 +408,20 @@ where
     }
 }
 
-/// The fast lane's answer: ready, or a future (a lookup, a database read, or the app).
+type Answering = Result<Response<BoxBody>, actix_web::Error>;
+
+/// The fast lane's answer: ready (no box), or a future (a lookup, a database read, or the app).
 pub enum Answered {
-    Now(Option<Response<BoxBody>>),
-    Later(Pin<Box<dyn Future<Output = Result<Response<BoxBody>, actix_web::Error>>>>),
+    Now(std::future::Ready<Answering>),
+    Later(Pin<Box<dyn Future<Output = Answering>>>),
 }
 
 impl Future for Answered {
-    type Output = Result<Response<BoxBody>, actix_web::Error>;
+    type Output = Answering;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answering> {
         match self.get_mut() {
-            #[allow(clippy::expect_used)]
-            Answered::Now(res) => Poll::Ready(Ok(res.take().expect("an answer is polled once"))),
+            Answered::Now(answer) => Pin::new(answer).poll(cx),
             Answered::Later(answer) => answer.as_mut().poll(cx),
         }
     }
